@@ -1,0 +1,1 @@
+"""hn_data: the data engine (candidate-set synthesis) and dataset writers/converters."""

@@ -1,0 +1,93 @@
+"""Every torch.distributed call of the project lives here.
+
+Works the same under accelerate's DDP and DeepSpeed (both initialise the default process
+group) and without any group (single process: every function is the identity)."""
+import torch
+import torch.distributed as dist
+
+
+def is_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_initialized() else 0
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate x from all ranks along dim 0; gradients flow back to every rank's piece.
+    Pieces may differ in length (candidate sets carry a variable number of captions)."""
+    if not is_initialized() or world_size() == 1:
+        return x
+    sizes = all_gather_sizes(x.shape[0], x.device)
+    longest = max(sizes)
+    padded = x
+    if x.shape[0] < longest:
+        pad = x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))
+        padded = torch.cat([x, pad])
+    # autograd-aware all_gather: its backward sums the incoming gradients over ranks
+    # (reduce-scatter), which with DDP's gradient averaging gives the global-batch gradient.
+    pieces = torch.distributed.nn.functional.all_gather(padded)
+    return torch.cat([p[:n] for p, n in zip(pieces, sizes)])
+
+
+def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate integer metadata (ids, labels) from all ranks; variable lengths allowed."""
+    if not is_initialized() or world_size() == 1:
+        return x
+    sizes = all_gather_sizes(x.shape[0], x.device)
+    longest = max(sizes)
+    padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))]) if x.shape[0] < longest else x
+    pieces = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(pieces, padded.contiguous())
+    return torch.cat([p[:n] for p, n in zip(pieces, sizes)])
+
+
+def all_gather_sizes(n: int, device) -> list:
+    t = torch.tensor([n], device=device, dtype=torch.long)
+    out = [torch.zeros_like(t) for _ in range(world_size())]
+    dist.all_gather(out, t)
+    return [int(o.item()) for o in out]
+
+
+def offset_of_rank(n_local: int, device) -> int:
+    """Index of this rank's first row in the gathered (rank-ordered) tensor."""
+    if not is_initialized() or world_size() == 1:
+        return 0
+    sizes = all_gather_sizes(n_local, device)
+    return sum(sizes[: rank()])
+
+
+def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Average a detached scalar over ranks (for logging)."""
+    if not is_initialized() or world_size() == 1:
+        return x
+    y = x.detach().clone()
+    dist.all_reduce(y)
+    return y / world_size()
+
+
+def sum_over_ranks(x: torch.Tensor) -> torch.Tensor:
+    if not is_initialized() or world_size() == 1:
+        return x
+    y = x.detach().clone()
+    dist.all_reduce(y)
+    return y
+
+
+def any_rank(flag: bool, device="cpu") -> bool:
+    """True if flag is true on any rank (e.g. a preemption signal that reached one rank)."""
+    if not is_initialized() or world_size() == 1:
+        return flag
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def barrier():
+    if is_initialized():
+        dist.barrier()
