@@ -43,6 +43,7 @@ class DataConfig:
 @dataclass
 class LossConfig:
     hn_weight: float = 0.2             # lambda in L = L_clip + lambda * L_hn
+    clip_weight: float = 1.0           # weight of L_clip; 0 = L_hn only (SPEC Table 3, row 2)
     hn_negatives: str = "step"         # set | step | step+pairs: which captions/images form T
     mask_duplicates: bool = True       # identical captions/images in two sets are never negatives
     sets_in_clip_loss: bool = False    # do candidate-set items also enter L_clip

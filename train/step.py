@@ -57,7 +57,7 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
     pi_all, pt_all = D.gather_with_grad(pi), D.gather_with_grad(pt)
     off = D.offset_of_rank(pi.shape[0], device)
     l_clip = clip_loss(pi, pt, pi_all, pt_all, logit_scale, off)
-    total = l_clip
+    total = loss_cfg.clip_weight * l_clip
     logs["loss/clip"] = l_clip.detach()
 
     if sets is not None:
