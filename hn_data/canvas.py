@@ -14,6 +14,8 @@ class Placed:
     name: str
     mask: np.ndarray            # bool HxW, clipped to the canvas
     box: Tuple[int, int, int, int]  # x0, y0, x1, y1 requested (may exceed the canvas)
+    cut_area: int = 0           # pixels of the whole cut-out (to tell how much stays visible)
+    instance: int = -1          # object-library instance id (train/held-out disjointness)
 
 
 @dataclass
@@ -38,14 +40,19 @@ class Scene:
 
 
 def compose(bg: Image.Image, items) -> Scene:
-    """items: list of (name, RGBA cut-out, (x0, y0)) pasted in order. Later items cover earlier
-    ones; masks are updated so each pixel belongs to at most one object."""
+    """items: list of (name, RGBA cut-out, (x0, y0)[, instance]) pasted in order. Later items
+    cover earlier ones; masks are updated so each pixel belongs to at most one object."""
     img = bg.copy().convert("RGB")
     w, h = img.size
     placed = []
-    for name, cut, (x0, y0) in items:
-        img.paste(cut, (x0, y0), cut)
+    for item in items:
+        name, cut, (x0, y0) = item[:3]
         alpha = np.array(cut.split()[-1]) > 127
+        # paste only the mask pixels at full opacity: soft alpha edges would change background
+        # pixels outside the measured mask, and then the mask would not say what differs
+        cut = cut.copy()
+        cut.putalpha(Image.fromarray(alpha.astype(np.uint8) * 255))
+        img.paste(cut, (x0, y0), cut)
         mask = np.zeros((h, w), bool)
         cx0, cy0 = max(x0, 0), max(y0, 0)
         cx1, cy1 = min(x0 + cut.size[0], w), min(y0 + cut.size[1], h)
@@ -53,7 +60,8 @@ def compose(bg: Image.Image, items) -> Scene:
             mask[cy0:cy1, cx0:cx1] = alpha[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0]
         for p in placed:
             p.mask &= ~mask
-        placed.append(Placed(name, mask, (x0, y0, x0 + cut.size[0], y0 + cut.size[1])))
+        placed.append(Placed(name, mask, (x0, y0, x0 + cut.size[0], y0 + cut.size[1]),
+                             int(alpha.sum()), int(item[3]) if len(item) > 3 else -1))
     return Scene(img, placed)
 
 

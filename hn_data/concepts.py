@@ -1,28 +1,19 @@
-"""The six SPEC concepts. Each builder returns one candidate set (K images that share a
-background and differ in one concept) or None when a measurement disagrees with the label.
+"""Stage 3: arrange cut-outs on one shared background with exactly one concept varied.
 
-Rules (SPEC Sec. 3.3, measured from masks):
-  absolute_size     P = area/image: small <= 0.2, medium 0.4..0.6, large >= 0.8
-  relative_size     R = area_A/area_B: smaller <= 0.5, equal 0.9..1.1, larger >= 2
-  absolute_spatial  3x3 cell of the object's centre
-  relative_spatial  A left/right/above/below B by centres (the dominant axis, 1.5x the other)
-  existence         X absent / present
-  count             1..9 separate instances of X
+Each layout function plans K members (objects, positions, intended label, caption); `build`
+renders them with a backend, re-measures every image from its masks (hn_data.rules) and
+returns None - the caller counts a reject - when any measurement disagrees with its label.
 """
 import math
-from dataclasses import dataclass
-from typing import List, Optional
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
 
 import numpy as np
 
-from .backgrounds import background
-from .canvas import Scene, compose, count_components, grid_cell
-from .objects import CLASSES, cutout, fill_ratio, plural
+from .rules import CELLS, DIRECTIONS, NUMBERS, RELATIVE_SIZE_WORDS, measure
 
 SUBSETS = {"absolute_size": 3, "relative_size": 3, "absolute_spatial": 9,
            "relative_spatial": 4, "existence": 2, "count": 9}
-CELLS = ["top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right"]
-NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
 @dataclass
@@ -32,148 +23,111 @@ class CandidateSet:
     captions: List[str]
     objects: List[str]
     meta: dict
+    regions: list = field(default_factory=list)   # per member: bool HxW where it may differ from the background
 
 
-def _side_for_area(name, frac, size):
-    return max(3, int(round(math.sqrt(frac * size * size / fill_ratio(name)))))
+@dataclass
+class Member:
+    label: str                # the label word(s) the caption states
+    caption: str
+    items: list               # (name, cut RGBA, (x0, y0), instance)
 
 
-def _centered(side, cx, cy):
-    return int(round(cx - side / 2)), int(round(cy - side / 2))
+def _side(backend, name, inst, frac, size):
+    """Longer side of a cut-out that covers `frac` of the image."""
+    return max(3, int(round(math.sqrt(frac * size * size / backend.fill_ratio(name, inst)))))
 
 
-def absolute_size(rng, size, bg_seed, names) -> Optional[CandidateSet]:
-    x = names[0]
+def _at(cut, cx, cy):
+    return int(round(cx - cut.size[0] / 2)), int(round(cy - cut.size[1] / 2))
+
+
+def absolute_size(rng, size, names, inst, backend):
+    x, ix = names[0], inst[0]
     targets = {"small": rng.uniform(0.06, 0.16), "medium": rng.uniform(0.45, 0.55), "large": 0.92}
-    inst = int(rng.integers(1 << 30))
-    bg = background(size, bg_seed)
-    images, caps = [], []
+    out = []
     for label, frac in targets.items():
-        side = _side_for_area(x, frac, size)
+        side = _side(backend, x, ix, frac, size)
         if label == "large":
             side = int(side * 1.6)  # overflow the canvas so any shape covers >= 0.8
-        cut = cutout(x, side, np.random.default_rng(inst))
-        scene = compose(bg, [(x, cut, _centered(side, size / 2, size / 2))])
-        p = scene.area(0)
-        ok = {"small": p <= 0.2, "medium": 0.4 <= p <= 0.6, "large": p >= 0.8}[label]
-        if not ok:
-            return None
-        images.append(scene.image)
-        caps.append(f"the {x} is {label} in the image")
-    return CandidateSet("absolute_size", images, caps, [x], {"bg_seed": bg_seed})
-
-
-def relative_size(rng, size, bg_seed, names) -> Optional[CandidateSet]:
-    a, b = names[0], names[1]
-    ia, ib = int(rng.integers(1 << 30)), int(rng.integers(1 << 30))
-    base = rng.uniform(0.05, 0.09)
-    bg = background(size, bg_seed)
-    images, caps = [], []
-    for label, ratio in (("smaller than", 0.35), ("the same size as", 1.0), ("bigger than", 2.8)):
-        sa, sb = _side_for_area(a, base * math.sqrt(ratio), size), _side_for_area(b, base / math.sqrt(ratio), size)
-        scene = compose(bg, [(a, cutout(a, sa, np.random.default_rng(ia)), _centered(sa, size * 0.28, size / 2)),
-                             (b, cutout(b, sb, np.random.default_rng(ib)), _centered(sb, size * 0.72, size / 2))])
-        r = scene.area(0) / max(scene.area(1), 1e-9)
-        ok = {"smaller than": r <= 0.5, "the same size as": 0.9 <= r <= 1.1, "bigger than": r >= 2}[label]
-        if not ok:
-            return None
-        images.append(scene.image)
-        caps.append(f"the {a} is {label} the {b}")
-    return CandidateSet("relative_size", images, caps, [a, b], {"bg_seed": bg_seed})
-
-
-def absolute_spatial(rng, size, bg_seed, names) -> Optional[CandidateSet]:
-    x = names[0]
-    side = _side_for_area(x, rng.uniform(0.03, 0.06), size)
-    cut = cutout(x, side, np.random.default_rng(int(rng.integers(1 << 30))))
-    bg = background(size, bg_seed)
-    images, caps = [], []
-    for cell, name in enumerate(CELLS):
-        cx, cy = (cell % 3 + 0.5) * size / 3, (cell // 3 + 0.5) * size / 3
-        scene = compose(bg, [(x, cut, _centered(side, cx, cy))])
-        mx, my = scene.centre(0)
-        if grid_cell(mx, my, size) != cell:
-            return None
-        images.append(scene.image)
-        where = f"the {name} corner" if "-" in name else ("the center" if name == "center" else f"the {name}")
-        caps.append(f"the {x} is in {where} of the image")
-    return CandidateSet("absolute_spatial", images, caps, [x], {"bg_seed": bg_seed})
-
-
-def relative_spatial(rng, size, bg_seed, names) -> Optional[CandidateSet]:
-    a, b = names[0], names[1]
-    side = _side_for_area(a, 0.05, size)
-    ca = cutout(a, side, np.random.default_rng(int(rng.integers(1 << 30))))
-    cb = cutout(b, side, np.random.default_rng(int(rng.integers(1 << 30))))
-    bg = background(size, bg_seed)
-    d = size * 0.27
-    layouts = {"to the left of": (-d, 0), "to the right of": (d, 0), "above": (0, -d), "below": (0, d)}
-    images, caps = [], []
-    for label, (dx, dy) in layouts.items():
-        c = size / 2
-        scene = compose(bg, [(a, ca, _centered(side, c + dx, c + dy)), (b, cb, _centered(side, c - dx, c - dy))])
-        (ax, ay), (bx, by) = scene.centre(0), scene.centre(1)
-        mdx, mdy = ax - bx, ay - by
-        measured = (("to the left of" if mdx < 0 else "to the right of") if abs(mdx) > 1.5 * abs(mdy)
-                    else ("above" if mdy < 0 else "below") if abs(mdy) > 1.5 * abs(mdx) else None)
-        if measured != label:
-            return None
-        images.append(scene.image)
-        caps.append(f"the {a} is {label} the {b}")
-    return CandidateSet("relative_spatial", images, caps, [a, b], {"bg_seed": bg_seed})
-
-
-def _scatter(rng, n, side, size, taken=()):
-    """n non-overlapping boxes (x0, y0) of a given side; None if they don't fit."""
-    boxes = list(taken)
-    out = []
-    for _ in range(n):
-        for _try in range(200):
-            x0, y0 = int(rng.integers(0, size - side + 1)), int(rng.integers(0, size - side + 1))
-            if all(x0 + side + 1 <= bx or bx + bs + 1 <= x0 or y0 + side + 1 <= by or by + bs + 1 <= y0
-                   for bx, by, bs in boxes):
-                boxes.append((x0, y0, side))
-                out.append((x0, y0))
-                break
-        else:
-            return None
+        cut = backend.cutout(x, side, ix)
+        out.append(Member(label, f"the {x} is {label} in the image", [(x, cut, _at(cut, size / 2, size / 2), ix)]))
     return out
 
 
-def existence(rng, size, bg_seed, names) -> Optional[CandidateSet]:
-    x, y = names[0], names[1]
-    side = _side_for_area(x, rng.uniform(0.04, 0.08), size)
-    cx = cutout(x, side, np.random.default_rng(int(rng.integers(1 << 30))))
-    cy = cutout(y, side, np.random.default_rng(int(rng.integers(1 << 30))))
-    pos = _scatter(rng, 2, side, size)
-    if pos is None:
-        return None
-    bg = background(size, bg_seed)
-    without = compose(bg, [(y, cy, pos[1])])
-    with_x = compose(bg, [(y, cy, pos[1]), (x, cx, pos[0])])
-    if with_x.area(1) <= 0 or any(o.name == x for o in without.objects):
-        return None
-    return CandidateSet("existence", [without.image, with_x.image],
-                        [f"there is no {x} in the image", f"there is at least one {x} in the image"],
-                        [x, y], {"bg_seed": bg_seed})
+def relative_size(rng, size, names, inst, backend):
+    (a, b), (ia, ib) = names, inst
+    base = rng.uniform(0.05, 0.09)
+    out = []
+    for label, ratio in zip(RELATIVE_SIZE_WORDS, (0.35, 1.0, 2.8)):
+        ca = backend.cutout(a, _side(backend, a, ia, base * math.sqrt(ratio), size), ia)
+        cb = backend.cutout(b, _side(backend, b, ib, base / math.sqrt(ratio), size), ib)
+        out.append(Member(label, f"the {a} is {label} the {b}",
+                          [(a, ca, _at(ca, size * 0.28, size / 2), ia), (b, cb, _at(cb, size * 0.72, size / 2), ib)]))
+    return out
 
 
-def count(rng, size, bg_seed, names) -> Optional[CandidateSet]:
-    x = names[0]
-    side = max(4, int(size * rng.uniform(0.12, 0.16)))
-    cut = cutout(x, side, np.random.default_rng(int(rng.integers(1 << 30))))
-    bg = background(size, bg_seed)
-    images, caps = [], []
+def absolute_spatial(rng, size, names, inst, backend):
+    x, ix = names[0], inst[0]
+    cut = backend.cutout(x, _side(backend, x, ix, rng.uniform(0.03, 0.06), size), ix)
+    out = []
+    for cell, name in enumerate(CELLS):
+        cx, cy = (cell % 3 + 0.5) * size / 3, (cell // 3 + 0.5) * size / 3
+        where = f"the {name} corner" if "-" in name else ("the center" if name == "center" else f"the {name}")
+        out.append(Member(name, f"the {x} is in {where} of the image", [(x, cut, _at(cut, cx, cy), ix)]))
+    return out
+
+
+def relative_spatial(rng, size, names, inst, backend):
+    (a, b), (ia, ib) = names, inst
+    ca = backend.cutout(a, _side(backend, a, ia, 0.05, size), ia)
+    cb = backend.cutout(b, _side(backend, b, ib, 0.05, size), ib)
+    d, c = size * 0.27, size / 2
+    offsets = dict(zip(DIRECTIONS, [(-d, 0), (d, 0), (0, -d), (0, d)]))
+    return [Member(label, f"the {a} is {label} the {b}",
+                   [(a, ca, _at(ca, c + dx, c + dy), ia), (b, cb, _at(cb, c - dx, c - dy), ib)])
+            for label, (dx, dy) in offsets.items()]
+
+
+def _scatter(rng, n, cut, size):
+    """n non-touching positions (x0, y0) for a cut-out; None if they don't fit."""
+    w, h = cut.size
+    boxes = []
+    for _ in range(n):
+        for _try in range(200):
+            x0, y0 = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
+            if all(x0 + w + 1 <= bx or bx + w + 1 <= x0 or y0 + h + 1 <= by or by + h + 1 <= y0
+                   for bx, by in boxes):
+                boxes.append((x0, y0))
+                break
+        else:
+            return None
+    return boxes
+
+
+def existence(rng, size, names, inst, backend):
+    (x, y), (ix, iy) = names, inst
+    cx = backend.cutout(x, _side(backend, x, ix, rng.uniform(0.04, 0.08), size), ix)
+    cy = backend.cutout(y, _side(backend, y, iy, rng.uniform(0.04, 0.08), size), iy)
+    px, py = _scatter(rng, 1, cx, size), _scatter(rng, 1, cy, size)
+    if px is None or py is None:
+        return None
+    other = (y, cy, py[0], iy)
+    return [Member("no", f"there is no {x} in the image", [other]),
+            Member("at least one", f"there is at least one {x} in the image", [other, (x, cx, px[0], ix)])]
+
+
+def count(rng, size, names, inst, backend):
+    x, ix = names[0], inst[0]
+    cut = backend.cutout(x, max(4, int(size * rng.uniform(0.12, 0.16))), ix)
+    out = []
     for n in range(1, 10):
-        pos = _scatter(rng, n, side, size)
+        pos = _scatter(rng, n, cut, size)
         if pos is None:
             return None
-        scene = compose(bg, [(x, cut, p) for p in pos])
-        if count_components(scene.union_mask()) != n:
-            return None
-        images.append(scene.image)
-        caps.append(f"a photo of {NUMBERS[n - 1]} {x if n == 1 else plural(x)}")
-    return CandidateSet("count", images, caps, [x], {"bg_seed": bg_seed})
+        out.append(Member(NUMBERS[n - 1], f"a photo of {NUMBERS[n - 1]} {x if n == 1 else backend.plural(x)}",
+                          [(x, cut, p, ix) for p in pos]))
+    return out
 
 
 BUILDERS = {"absolute_size": absolute_size, "relative_size": relative_size,
@@ -181,11 +135,50 @@ BUILDERS = {"absolute_size": absolute_size, "relative_size": relative_size,
             "existence": existence, "count": count}
 
 
-def build(subset: str, rng: np.random.Generator, size: int, bg_seed: int, classes=None):
-    """One candidate set of `subset`, or None if its measurement disagreed (counted by caller)."""
-    pool = list(classes or CLASSES)
+def random_instance(name, rng):
+    return int(rng.integers(1 << 30))
+
+
+def build(subset: str, rng: np.random.Generator, size: int, bg_seed: int, classes=None,
+          backend=None, instance: Callable = random_instance) -> Optional[CandidateSet]:
+    """One candidate set of `subset`, or None if a measurement disagreed (counted by caller).
+
+    backend: stages 1-2 and 4 (default: procedural); instance(name, rng) -> instance id
+    (the engine passes one that draws from the split's own instance pool)."""
+    from .canvas import compose
+    if backend is None:
+        from .backends import make_backend
+        backend = make_backend("procedural", classes=classes)
+    pool = list(classes or backend.classes)
     names = [pool[i] for i in rng.choice(len(pool), 2, replace=False)]
-    cs = BUILDERS[subset](rng, size, bg_seed, names)
-    if cs is not None:
-        cs.meta.update({"generator": "procedural", "size": size})
-    return cs
+    inst = [instance(n, rng) for n in names]
+    members = BUILDERS[subset](rng, size, names, inst, backend)
+    if members is None:
+        return None
+    bg = backend.background(size, bg_seed)
+    images, regions, measured, boxes = [], [], [], []
+    for k, m in enumerate(members):
+        scene = compose(bg, m.items)
+        got = measure(subset, [{"name": o.name, "mask": o.mask, "cut_area": o.cut_area} for o in scene.objects],
+                      names, scene.image.size)
+        if got != m.label:
+            return None
+        image, region = backend.finish(scene, bg, bg_seed * 16 + k)
+        images.append(image)
+        regions.append(region)
+        measured.append(got)
+        boxes.append(_bbox(region))
+    used = sorted({(it[0], it[3]) for m in members for it in m.items})
+    meta = {"bg_seed": int(bg_seed), "generator": backend.name, "size": size, "measured": measured,
+            "instances": [[n, int(i)] for n, i in used], "regions": boxes}
+    return CandidateSet(subset, images, [m.caption for m in members], names[:_n_objects(subset, members)],
+                        meta, regions)
+
+
+def _n_objects(subset, members):
+    return 2 if subset in ("relative_size", "relative_spatial", "existence") else 1
+
+
+def _bbox(mask):
+    ys, xs = np.nonzero(mask)
+    return [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else []

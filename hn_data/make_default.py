@@ -3,7 +3,8 @@ for all six concepts, and a held-out benchmark in the official SPEC layout.
 
     python -m hn_data.make_default --out data/default
 
-Train and held-out never share a background seed or an object instance (disjoint seed ranges)."""
+Candidate sets come from the staged engine (hn_data.engine, procedural backend), which
+guarantees train and held-out never share a background seed or an object instance."""
 import argparse
 import json
 from pathlib import Path
@@ -13,12 +14,9 @@ from tqdm import tqdm
 
 from .backgrounds import background
 from .canvas import compose
-from .concepts import SUBSETS, build
+from .engine import Config, run as run_engine
 from .objects import CLASSES, cutout, fill_ratio
-from .set_format import TarWriter, write_pair, write_set, write_stats
-from .spec_layout import write_spec
-
-HELDOUT_SEED_OFFSET = 1_000_000_000
+from .set_format import TarWriter, write_pair, write_stats
 
 
 def pair_sample(rng, size, bg_seed, classes):
@@ -34,23 +32,6 @@ def pair_sample(rng, size, bg_seed, classes):
     return compose(bg, items).image, cap
 
 
-def make_sets(n_per_subset, size, seed, desc):
-    rng = np.random.default_rng(seed)
-    out, rejected = [], 0
-    bg_seed = seed
-    for subset in tqdm(SUBSETS, desc=desc):
-        made = 0
-        while made < n_per_subset:
-            bg_seed += 1
-            cs = build(subset, rng, size, bg_seed)
-            if cs is None:
-                rejected += 1
-                continue
-            out.append(cs)
-            made += 1
-    return out, rejected
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="data/default")
@@ -61,6 +42,7 @@ def main(argv=None):
     ap.add_argument("--sets-per-subset", type=int, default=40, help="training sets per subset")
     ap.add_argument("--heldout-per-subset", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="processes for the candidate sets")
     args = ap.parse_args(argv)
 
     out = Path(args.out)
@@ -77,18 +59,12 @@ def main(argv=None):
         w.close()
         write_stats(path, args.pairs_per_shard)
 
-    train_sets, rej_train = make_sets(args.sets_per_subset, args.size, args.seed + 1, "train sets")
-    order = np.random.default_rng(args.seed).permutation(len(train_sets))
-    writers = [TarWriter(out / "sets" / f"sets-{s:06d}.tar") for s in range(args.set_shards)]
-    for n, j in enumerate(order):
-        write_set(writers[n % args.set_shards], f"{n:08d}", train_sets[j])
-    for w in writers:
-        w.close()
-
-    held, rej_held = make_sets(args.heldout_per_subset, args.size, args.seed + HELDOUT_SEED_OFFSET, "held-out sets")
-    write_spec(out / "spec_heldout", held)
-    summary = {"pairs": args.pair_shards * args.pairs_per_shard, "train_sets": len(train_sets),
-               "heldout_sets": len(held), "rejected_sets": rej_train + rej_held, "size": args.size}
+    sets = run_engine(Config(size=args.size, seed=args.seed), out, args.sets_per_subset,
+                      args.heldout_per_subset, train_shards=args.set_shards, heldout_shards=2,
+                      workers=args.workers)
+    summary = {"pairs": args.pair_shards * args.pairs_per_shard, "train_sets": sets["train_sets"],
+               "heldout_sets": sets["heldout_sets"], "rejected_sets": sets["rejected_sets"],
+               "rejected_per_subset": sets["rejected_per_subset"], "size": args.size}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / ".complete").write_text("ok\n")
     print(json.dumps(summary))

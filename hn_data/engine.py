@@ -1,0 +1,236 @@
+"""The data engine's command: candidate-set shards for training plus a held-out benchmark in
+the official SPEC layout, parallel over processes, deterministic by seed, resumable.
+
+    python -m hn_data.engine --out data/engine --train-per-subset 1000 --heldout-per-subset 50 \
+        --workers 2 [--backend diffusion --backend-options opts.yaml]
+
+Layout of OUT:
+  sets/sets-NNNNNN.tar (+ _stats.json)          training sets, hn_data.set_format, PNG members
+  heldout_sets/sets-NNNNNN.tar (+ _stats.json)  the held-out sets, same format (lossless)
+  spec_heldout/<subset>/{image2text,text2image}.json + images   the official SPEC layout
+  summary.json, .complete
+
+Determinism: set i of a split is drawn from SeedSequence([seed, split, i, attempt]) alone, so
+the bytes written do not depend on --workers or on which shards a crashed run had finished.
+Resume: a shard exists under its final name only once complete (atomic rename) and is skipped.
+Disjointness: train draws object instances 0,2,4,... and even background seeds; held-out draws
+odd ones - by construction, not by chance."""
+import argparse
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .concepts import SUBSETS, build
+from .set_format import TarWriter, write_set
+from .spec_layout import write_spec
+
+SPLITS = {"train": 0, "heldout": 1}
+
+
+class Config:
+    """Everything a worker needs to make set i of a split (picklable)."""
+
+    def __init__(self, backend="procedural", backend_options=None, size=64, seed=0,
+                 subsets=None, instances_per_class=64, max_attempts=100, classes=None):
+        self.backend, self.backend_options = backend, dict(backend_options or {})
+        if classes:
+            self.backend_options["classes"] = list(classes)
+        self.size, self.seed = size, seed
+        self.subsets = list(subsets or SUBSETS)
+        unknown = [s for s in self.subsets if s not in SUBSETS]
+        if unknown:
+            raise ValueError(f"unknown subsets {unknown}; known: {list(SUBSETS)}")
+        self.instances_per_class, self.max_attempts = instances_per_class, max_attempts
+
+    def fingerprint(self, split, lo, hi) -> str:
+        """What a shard's bytes depend on; a resumed run reuses a shard only if this matches."""
+        return json.dumps([vars(self), split, lo, hi], sort_keys=True, default=str)
+
+
+_BACKENDS = {}
+
+
+def backend_for(cfg: Config):
+    """One backend per process (models load once, not per set)."""
+    key = (cfg.backend, json.dumps(cfg.backend_options, sort_keys=True, default=str))
+    if key not in _BACKENDS:
+        from .backends import make_backend
+        _BACKENDS[key] = make_backend(cfg.backend, **cfg.backend_options)
+    return _BACKENDS[key]
+
+
+def make_set(cfg: Config, split: str, index: int):
+    """(set i of the split, number of rejected attempts before it)."""
+    sid = SPLITS[split]
+    subset = cfg.subsets[index % len(cfg.subsets)]
+    backend = backend_for(cfg)
+    for attempt in range(cfg.max_attempts):
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, sid, index, attempt]))
+        bg_seed = 2 * int(rng.integers(1 << 40)) + sid
+
+        def instance(name, r, _sid=sid):
+            return 2 * int(r.integers(cfg.instances_per_class)) + _sid
+
+        cs = build(subset, rng, cfg.size, bg_seed, backend=backend, instance=instance)
+        if cs is not None:
+            cs.meta.update({"split": split, "index": index, "attempt": attempt})
+            return cs, attempt
+    raise RuntimeError(f"{subset} set {index} ({split}): every one of {cfg.max_attempts} attempts "
+                       f"failed its mask checks; the backend's cut-outs cannot satisfy the rules")
+
+
+def _shard_job(job):
+    cfg, split, path, lo, hi = job
+    path = Path(path)
+    rejected = {}
+    w = TarWriter(path)
+    for i in range(lo, hi):
+        cs, rej = make_set(cfg, split, i)
+        rejected[cs.subset] = rejected.get(cs.subset, 0) + rej
+        write_set(w, f"{i:08d}", cs)
+    w.close()
+    stats = {"sets": hi - lo, "first": lo, "config": cfg.fingerprint(split, lo, hi), "rejected": sum(rejected.values()), "rejected_per_subset": rejected}
+    _stats_path(path).write_text(json.dumps(stats, sort_keys=True))
+    return stats
+
+
+def _stats_path(tar_path: Path) -> Path:
+    return tar_path.with_name(tar_path.name[:-4] + "_stats.json")
+
+
+def write_split(cfg: Config, split: str, folder, n_sets: int, n_shards: int, workers: int = 1,
+                desc=None):
+    """Write n_sets sets of a split as n_shards tar shards; skips shards already complete."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs, done = [], []
+    for s in range(n_shards):
+        lo, hi = s * n_sets // n_shards, (s + 1) * n_sets // n_shards
+        path = folder / f"sets-{s:06d}.tar"
+        st = json.loads(_stats_path(path).read_text()) if _stats_path(path).exists() else {}
+        if path.exists() and st.get("config") == cfg.fingerprint(split, lo, hi):
+            done.append(st)   # resume: this shard is complete and made with these settings
+        else:
+            jobs.append((cfg, split, str(path), lo, hi))
+    bar = tqdm(total=len(jobs), desc=desc or f"{split} shards", disable=not jobs)
+    if workers <= 1 or len(jobs) <= 1:
+        results = map(_shard_job, jobs)
+    else:
+        import multiprocessing as mp
+        pool = mp.get_context("fork").Pool(min(workers, len(jobs)))
+        results = pool.imap_unordered(_shard_job, jobs)
+    for st in results:
+        done.append(st)
+        bar.update(1)
+    bar.close()
+    if workers > 1 and len(jobs) > 1:
+        pool.close()
+        pool.join()
+    per_subset = {}
+    for st in done:
+        for k, v in st["rejected_per_subset"].items():
+            per_subset[k] = per_subset.get(k, 0) + v
+    return {"sets": sum(st["sets"] for st in done), "rejected": sum(st["rejected"] for st in done),
+            "rejected_per_subset": per_subset}
+
+
+class _StoredSet:
+    def __init__(self, rec, images):
+        self.subset, self.captions, self.objects, self.meta = rec["subset"], rec["captions"], rec["objects"], rec["meta"]
+        self.images = [images[k] for k in sorted(images)]
+
+
+def read_sets(tar_path):
+    """Yield the sets of one shard written by write_set (json + PNG members), in key order."""
+    from PIL import Image
+    groups = {}
+    with tarfile.open(tar_path) as tar:
+        for m in tar.getmembers():
+            key, _, rest = m.name.partition(".")
+            data = tar.extractfile(m).read()
+            g = groups.setdefault(key, [None, {}])
+            if rest == "json":
+                g[0] = json.loads(data)
+            else:
+                g[1][int(rest.split(".")[0])] = Image.open(io.BytesIO(data)).convert("RGB")
+    for key in sorted(groups):
+        rec, images = groups[key]
+        if rec is None:
+            raise ValueError(f"{tar_path}: set {key} has images but no {key}.json")
+        yield key, _StoredSet(rec, images)
+
+
+def write_spec_from_shards(shard_folder, spec_root):
+    """The held-out shards -> the official SPEC layout (JPEG images, as released)."""
+    sets = [cs for p in sorted(Path(shard_folder).glob("sets-*.tar")) for _, cs in read_sets(p)]
+    write_spec(spec_root, sets)
+    (Path(spec_root) / ".complete").write_text("ok\n")
+    return len(sets)
+
+
+def run(cfg: Config, out, train_per_subset, heldout_per_subset, train_shards=8, heldout_shards=2,
+        workers=1):
+    out = Path(out)
+    n = len(cfg.subsets)
+    train = write_split(cfg, "train", out / "sets", train_per_subset * n, train_shards, workers)
+    held = write_split(cfg, "heldout", out / "heldout_sets", heldout_per_subset * n, heldout_shards, workers)
+    if not (out / "spec_heldout" / ".complete").exists():
+        write_spec_from_shards(out / "heldout_sets", out / "spec_heldout")
+    summary = {"train_sets": train["sets"], "heldout_sets": held["sets"],
+               "rejected_sets": train["rejected"] + held["rejected"],
+               "rejected_per_subset": {k: train["rejected_per_subset"].get(k, 0) + held["rejected_per_subset"].get(k, 0)
+                                       for k in cfg.subsets},
+               "backend": cfg.backend, "size": cfg.size, "seed": cfg.seed}
+    return summary
+
+
+def load_options(text):
+    """--backend-options: a JSON string, or a .json/.yaml file path."""
+    if not text:
+        return {}
+    p = Path(text)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        import yaml
+        return yaml.safe_load(p.read_text()) or {}
+    return json.loads(p.read_text() if p.exists() else text)
+
+
+def add_engine_args(ap):
+    ap.add_argument("--backend", default="procedural", choices=["procedural", "diffusion"])
+    ap.add_argument("--backend-options", default="", help="JSON or a .json/.yaml file (diffusion: model paths)")
+    ap.add_argument("--size", type=int, default=64, help="image side in pixels")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--subsets", default=",".join(SUBSETS), help="comma-separated subset names")
+    ap.add_argument("--instances-per-class", type=int, default=64, help="object instances per class and split")
+    ap.add_argument("--workers", type=int, default=1, help="processes (each loads its own backend)")
+
+
+def config_from_args(args) -> Config:
+    return Config(args.backend, load_options(args.backend_options), args.size, args.seed,
+                  args.subsets.split(","), args.instances_per_class)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--train-per-subset", type=int, default=100)
+    ap.add_argument("--heldout-per-subset", type=int, default=20)
+    ap.add_argument("--train-shards", type=int, default=8)
+    ap.add_argument("--heldout-shards", type=int, default=2)
+    add_engine_args(ap)
+    args = ap.parse_args(argv)
+    cfg = config_from_args(args)
+    summary = run(cfg, args.out, args.train_per_subset, args.heldout_per_subset, args.train_shards,
+                  args.heldout_shards, args.workers)
+    out = Path(args.out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / ".complete").write_text("ok\n")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
