@@ -24,6 +24,7 @@ class CandidateSet:
     objects: List[str]
     meta: dict
     regions: list = field(default_factory=list)   # per member: bool HxW where it may differ from the background
+    object_masks: list = field(default_factory=list)  # per member: [(name, visible mask, cut-out area)]
 
 
 @dataclass
@@ -156,11 +157,12 @@ def build(subset: str, rng: np.random.Generator, size: int, bg_seed: int, classe
     if members is None:
         return None
     bg = backend.background(size, bg_seed)
-    images, regions, measured, boxes = [], [], [], []
+    images, regions, measured, boxes, masks = [], [], [], [], []
     for k, m in enumerate(members):
         scene = compose(bg, m.items)
         got = measure(subset, [{"name": o.name, "mask": o.mask, "cut_area": o.cut_area} for o in scene.objects],
                       names, scene.image.size)
+        masks.append([(o.name, o.mask, o.cut_area) for o in scene.objects])
         if got != m.label:
             return None
         image, region = backend.finish(scene, bg, bg_seed * 16 + k)
@@ -172,7 +174,7 @@ def build(subset: str, rng: np.random.Generator, size: int, bg_seed: int, classe
     meta = {"bg_seed": int(bg_seed), "generator": backend.name, "size": size, "measured": measured,
             "instances": [[n, int(i)] for n, i in used], "regions": boxes}
     return CandidateSet(subset, images, [m.caption for m in members], names[:_n_objects(subset, members)],
-                        meta, regions)
+                        meta, regions, masks)
 
 
 def _n_objects(subset, members):
