@@ -70,6 +70,8 @@ class EvalConfig:
     every_steps: int = 0               # 0 = only at the end
     batch_size: int = 128
     benchmarks: List[str] = field(default_factory=lambda: ["spec"])
+    suites: Dict[str, Any] = field(default_factory=dict)  # per-benchmark options {name: {type, every_steps, ...}}; docs/diagnosis.md
+    examples: int = 4                  # candidate sets per benchmark in the wandb example table (0 = none)
 
 
 @dataclass

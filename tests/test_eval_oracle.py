@@ -1,0 +1,111 @@
+"""Every evaluator on fixtures in its official format: an oracle encoder scores 100, a reversed
+one 0, a constant one (all ties) 0; plus each format's filters and counters."""
+import pytest
+
+from train.eval import build_one
+from train.eval import fixtures as fx
+from train.eval.toy import ToyEncoder, World
+
+COUNTERS = {"n", "skipped", "filtered_out", "groups_kept"}
+
+
+def suites(tmp_path, world):
+    spec = fx.write_spec(world, tmp_path / "spec")
+    zf = fx.write_zeroshot_folder(world, tmp_path / "zs")
+    zw = fx.write_zeroshot_wds(world, tmp_path / "zsw")
+    return {
+        "spec": {"root": spec["root"], "classes": spec["classes"]},
+        "zeroshot": {"root": zf["root"], "templates": zf["templates"]},
+        "zeroshot_wds": {"type": "zeroshot", **zw},
+        "retrieval": fx.write_pairs(world, tmp_path / "pairs"),
+        "sugarcrepe": fx.write_sugarcrepe(world, tmp_path / "sc"),
+        "aro_relation": {k: v for k, v in fx.write_aro(world, tmp_path / "vgr", "relation", big=4, small=0).items()
+                         if k in ("ann", "image_root")},
+        "aro_attribution": {k: v for k, v in fx.write_aro(world, tmp_path / "vga", "attribution", small=0).items()
+                            if k in ("ann", "image_root")},
+        "valse": {k: v for k, v in fx.write_valse(world, tmp_path / "valse").items() if k != "kept"},
+        "winoground": fx.write_winoground(world, tmp_path / "wino"),
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    world = World()
+    tmp = tmp_path_factory.mktemp("bench")
+    return world, {name: build_one(name, opts) for name, opts in suites(tmp, world).items()}
+
+
+@pytest.mark.parametrize("mode,expected", [("oracle", 100.0), ("reversed", 0.0), ("constant", 0.0)])
+def test_every_evaluator_scores_known_answers(built, mode, expected):
+    world, evs = built
+    enc = ToyEncoder(world, mode)
+    for name, ev in evs.items():
+        res = ev.run(enc, enc.tokenizer, enc.preprocess)
+        metrics = {k: v for k, v in res.items() if k.split("/")[-1] not in COUNTERS}
+        assert metrics, name
+        wrong = {k: v for k, v in metrics.items() if v != expected}
+        assert not wrong, f"{name} ({mode}): {wrong}"
+
+
+def test_spec_reports_subsets_means_and_cls(built):
+    world, evs = built
+    enc = ToyEncoder(world)
+    res = evs["spec"].run(enc, enc.tokenizer, enc.preprocess)
+    for s in ("absolute_size", "count", "mean"):
+        for d in ("i2t", "t2i", "cls"):
+            assert f"{s}/{d}" in res
+
+
+def test_counters_and_filters(built):
+    world, evs = built
+    enc = ToyEncoder(world)
+    assert evs["zeroshot_wds"].run(enc, enc.tokenizer, enc.preprocess)["skipped"] == 1.0  # the corrupt png
+    valse = evs["valse"].run(enc, enc.tokenizer, enc.preprocess)
+    assert valse["filtered_out"] == 4.0 and len(evs["valse"].items) == 6
+
+
+def test_aro_attribution_macro_drops_pairs_under_25(tmp_path):
+    world = World()
+    opts = fx.write_aro(world, tmp_path, "attribution", big=25, small=3)
+    ev = build_one("aro_attribution", {"ann": opts["ann"], "image_root": opts["image_root"]})
+    enc = ToyEncoder(world)
+    att = ev.run(enc, enc.tokenizer, enc.preprocess)
+    # the 3 swapped items of the small attribute pair count in micro, not in the macro figure
+    assert att["groups_kept"] == 1.0
+    assert att["macro/acc"] == 100.0 and att["micro/acc"] == pytest.approx(100 * 25 / 28)
+
+
+def test_aro_relation_macro_counts_every_relation(tmp_path):
+    world = World()
+    opts = fx.write_aro(world, tmp_path, "relation", big=4, small=2)
+    ev = build_one("aro_relation", {"ann": opts["ann"], "image_root": opts["image_root"]})
+    enc = ToyEncoder(world)
+    res = ev.run(enc, enc.tokenizer, enc.preprocess)
+    # rel0 all right, rel1 (swapped) all wrong: macro 50, micro 4/6
+    assert res["macro/acc"] == 50.0 and res["micro/acc"] == pytest.approx(100 * 4 / 6)
+
+
+def test_aro_scores_the_box_crop_not_the_whole_image(tmp_path):
+    from train.eval.encode import load_image
+    from train.eval.toy import decode
+    world = World()
+    fx.write_aro(world, tmp_path, "relation", big=1, small=0)
+    ev = build_one("aro_relation", {"ann": str(tmp_path / "visual_genome_relation.json"),
+                                    "image_root": str(tmp_path / "images")})
+    key = ev.items[0].image
+    assert decode(load_image(key)) == 0        # the crop is the captioned image
+    assert decode(load_image(key[0])) != 0     # the whole canvas is not
+
+
+def test_bad_config_and_files_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown type"):
+        build_one("nope", {})
+    with pytest.raises(ValueError, match="unknown key"):
+        build_one("spec", {"root": str(tmp_path), "rooot": 1})
+    with pytest.raises(ValueError, match="needs key"):
+        build_one("sugarcrepe", {"root": str(tmp_path)})
+    (tmp_path / "add_att.json").write_text("{not json")
+    with pytest.raises(ValueError, match="add_att.json"):
+        build_one("sugarcrepe", {"root": str(tmp_path), "image_root": str(tmp_path)})
+    with pytest.raises(ValueError, match="multiple of"):
+        build_one("winoground", {**fx.write_winoground(World(), tmp_path / "w"), "every_steps": 30}, tick=20)

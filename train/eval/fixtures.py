@@ -1,0 +1,176 @@
+"""Tiny benchmarks written in each benchmark's official file format, with toy images whose right
+answers a `toy.World` knows (tests; also a demo of each layout). Every writer returns what the
+matching evaluator needs and, where the benchmark filters, items the filter must drop: those are
+built so that counting them would make the oracle wrong."""
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+from .toy import World, colour
+
+
+def _save(img, path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def write_spec(world: World, root, subsets=(("absolute_size", 3), ("count", 4)), sets=3, classes=("apple", "kite")):
+    """Official SPEC layout; captions name a class so CLS can parse them; images also carry the
+    class prompt so the oracle gets CLS right."""
+    root = Path(root)
+    for subset, k in subsets:
+        i2t, t2i = [], []
+        for s in range(sets):
+            cls = classes[s % len(classes)]
+            caps = [f"{subset} set {s} option {j} of the {cls}" for j in range(k)]
+            paths = []
+            for j in range(k):
+                rel = f"images/{s:03d}_{j}.png"
+                _save(world.image([caps[j], f"a photo of a {cls}."]), root / subset / rel)
+                paths.append(rel)
+            i2t += [{"query": paths[j], "keys": caps, "label": j} for j in range(k)]
+            t2i += [{"query": caps[j], "keys": paths, "label": j} for j in range(k)]
+        (root / subset / "image2text.json").write_text(json.dumps(i2t))
+        (root / subset / "text2image.json").write_text(json.dumps(t2i))
+    return {"root": str(root), "classes": list(classes)}
+
+
+def write_sugarcrepe(world, root, per_task=3):
+    root = Path(root)
+    images = root / "val2017"
+    for task in ("add_att", "replace_rel", "swap_obj"):
+        data = {}
+        for i in range(per_task):
+            cap, neg = f"{task} caption {i}", f"{task} negative {i}"
+            name = f"{task}_{i:012d}.jpg".replace(".jpg", ".png")
+            _save(world.image([cap]), images / name)
+            data[str(i)] = {"filename": name, "caption": cap, "negative_caption": neg}
+        (root / f"{task}.json").write_text(json.dumps(data))
+    return {"root": str(root), "image_root": str(images)}
+
+
+def write_aro(world, root, kind, big=25, small=3):
+    """One group with `big` items (kept by VG-Attribution's >= 25 rule) and one with `small`
+    whose annotations are swapped (the oracle gets them wrong): macro must ignore them for
+    attribution and count them for relation. The image outside the box is another image's colour,
+    so scoring the uncropped image breaks the oracle."""
+    root = Path(root)
+    recs = []
+    for g, (n, swapped) in enumerate(((big, False), (small, True))):
+        for i in range(n):
+            true, false = f"{kind} g{g} true {i}", f"{kind} g{g} false {i}"
+            inner = world.image([false if swapped else true])
+            outer_id = len(world.image_tags)
+            world.image([f"background {g} {i}"])
+            canvas = Image.new("RGB", (40, 40), colour(outer_id))
+            canvas.paste(inner.resize((16, 12)), (10, 20))
+            name = f"{kind}_{g}_{i}.png"
+            _save(canvas, root / "images" / name)
+            rec = {"image_id": str(i), "image_path": name, "bbox_x": 10, "bbox_y": 20, "bbox_w": 16, "bbox_h": 12,
+                   "true_caption": true, "false_caption": false}
+            if kind == "relation":
+                rec["relation_name"] = f"rel{g}"
+            else:
+                rec["attributes"] = [f"colour{g}", f"shape{g}"]
+            recs.append(rec)
+    ann = root / f"visual_genome_{kind}.json"
+    ann.write_text(json.dumps(recs))
+    return {"ann": str(ann), "image_root": str(root / "images"), "n_big": big, "n_small": small}
+
+
+def write_valse(world, root, per_piece=3):
+    """Two pieces; each adds one item with mturk.caption = 1 whose caption is really the foil
+    (the annotator filter must drop it), one without mturk (dropped too)."""
+    root = Path(root)
+    files = {}
+    for piece in ("existence", "counting-hard"):
+        data = {}
+        for i in range(per_piece + 2):
+            cap, foil = f"{piece} caption {i}", f"{piece} foil {i}"
+            bad = i >= per_piece
+            name = f"{piece}_{i}.png"
+            _save(world.image([foil if bad else cap]), root / "images" / name)
+            rec = {"dataset": "toy", "image_file": name, "caption": [cap] if i % 2 else cap, "foil": foil,
+                   "mturk": {"foil": 0, "caption": 3 if not bad else 1, "other": 0}}
+            if i == per_piece + 1:
+                rec.pop("mturk")
+            data[f"{piece}_{i}"] = rec
+        files[piece] = str(root / f"{piece}.json")
+        Path(files[piece]).write_text(json.dumps(data))
+    return {"files": files, "image_root": str(root / "images"), "kept": 2 * per_piece}
+
+
+def write_winoground(world, root, n=4):
+    root = Path(root)
+    lines = []
+    for i in range(n):
+        c0, c1 = f"wino {i} the cup on the box", f"wino {i} the box on the cup"
+        _save(world.image([c0]), root / "images" / f"ex_{i}_img_0.png")
+        _save(world.image([c1]), root / "images" / f"ex_{i}_img_1.png")
+        lines.append(json.dumps({"id": i, "caption_0": c0, "caption_1": c1, "tag": "Object",
+                                 "image_0": f"ex_{i}_img_0", "image_1": f"ex_{i}_img_1", "num_main_preds": 1,
+                                 "secondary_tag": "", "collapsed_tag": "Object"}))
+    (root / "examples.jsonl").write_text("\n".join(lines) + "\n")
+    return {"jsonl": str(root / "examples.jsonl"), "image_root": str(root / "images")}
+
+
+def write_zeroshot_folder(world, root, classes=("red_fox", "tabby cat", "kite"), per_class=2, templates=("a photo of a {}.", "a {}.")):
+    root = Path(root)
+    for c in classes:
+        name = c.replace("_", " ")
+        for i in range(per_class):
+            _save(world.image([t.format(name) for t in templates]), root / c / f"{i}.png")
+    return {"root": str(root), "templates": list(templates)}
+
+
+def _png(img):
+    b = io.BytesIO()
+    img.save(b, format="PNG")
+    return b.getvalue()
+
+
+def _tar(path, members):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def write_zeroshot_wds(world, root, classes=("dog", "cat", "kite"), per_class=2, templates=("a photo of a {}.",)):
+    """clip_benchmark's layout: KEY.png + KEY.cls in shards, classnames.txt beside them."""
+    root = Path(root)
+    members = []
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            key = f"{c:03d}{i:04d}"
+            members += [(f"{key}.png", _png(world.image([t.format(name) for t in templates]))),
+                        (f"{key}.cls", str(c).encode())]
+    members.append(("broken0001.png", b"not an image"))  # a corrupt sample: skipped and counted
+    _tar(root / "test" / "0.tar", members)
+    (root / "classnames.txt").write_text("\n".join(classes) + "\n")
+    return {"urls": str(root / "test" / "{0..0}.tar"), "classnames": str(root / "classnames.txt"),
+            "templates": list(templates)}
+
+
+def write_pairs(world, root, n=16, shards=2):
+    """img2dataset layout: KEY.jpg + KEY.txt + KEY.json. Two images share one caption."""
+    root = Path(root)
+    per = n // shards
+    for s in range(shards):
+        members = []
+        for i in range(per):
+            idx = s * per + i
+            cap = f"pair caption {min(idx, n - 2)}"  # the last two pairs share a caption
+            buf = io.BytesIO()
+            world.image([cap]).save(buf, format="JPEG", quality=95)
+            key = f"{s:05d}{i:04d}"
+            members += [(f"{key}.jpg", buf.getvalue()), (f"{key}.txt", cap.encode()),
+                        (f"{key}.json", json.dumps({"key": key, "caption": cap, "status": "success"}).encode())]
+        _tar(root / f"{s:05d}.tar", members)
+    return {"urls": str(root / f"{{00000..{shards - 1:05d}}}.tar")}
