@@ -3,7 +3,7 @@
     KEY.json   {"subset": str, "captions": [str, ...],            # K_cap >= 2 captions
                 "image_caption": [int, ...],                     # per image: its caption's index
                 "objects": [str, ...], "meta": {...}}            # generator metadata
-    KEY.0.png, KEY.1.png, ...   image k (PNG or JPEG: KEY.k.jpg)
+    KEY.0.png, KEY.1.png, ...   image k (PNG, JPEG or WebP: KEY.k.jpg, KEY.k.webp)
 
 Captions not named by any image are text-only hard negatives (NegCLIP-style data)."""
 import io
@@ -61,12 +61,21 @@ def jpg_bytes(img, quality=95) -> bytes:
 
 
 def write_set(writer: TarWriter, key: str, cs):
+    """Write a generated set (images[k] pairs with captions[k]) as PNG members."""
     rec = {"subset": cs.subset, "captions": cs.captions,
            "image_caption": list(range(len(cs.images))), "objects": cs.objects, "meta": cs.meta}
-    validate_record(rec, len(cs.images), key)
+    write_set_record(writer, key, rec, [(png_bytes(img), "png") for img in cs.images])
+
+
+def write_set_record(writer: TarWriter, key: str, rec: dict, images):
+    """Write one set from a record and already-encoded images [(bytes, ext)], in image order.
+    Converters use this to keep the source files' bytes (no re-encoding)."""
+    if not key or "." in key or "/" in key:
+        raise ValueError(f"set key {key!r}: must be non-empty without '.' or '/' (webdataset's key rule)")
+    validate_record(rec, len(images), key)
     writer.add(f"{key}.json", json.dumps(rec).encode())
-    for k, img in enumerate(cs.images):
-        writer.add(f"{key}.{k}.png", png_bytes(img))
+    for k, (data, ext) in enumerate(images):
+        writer.add(f"{key}.{k}.{ext}", data)
 
 
 def write_pair(writer: TarWriter, key: str, img, caption: str, extra=None):

@@ -1,0 +1,141 @@
+"""What the three converters into the candidate-set format share: a sink that writes sets
+into numbered shards, JSON readers that know each record's line number, and image loading
+that keeps the source bytes. Every error names the input file and line."""
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from .set_format import TarWriter, validate_record, write_set_record
+
+KEEP_EXTS = {".jpg": "jpg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+
+
+class ConvertError(ValueError):
+    pass
+
+
+def at(path, line) -> str:
+    return f"{path}:{line}" if line else str(path)
+
+
+class ShardSink:
+    """Writes sets to OUT/PREFIX-000000.tar, ... (sets_per_shard each) and a manifest.json."""
+
+    def __init__(self, out, prefix="sets", sets_per_shard=256, source=""):
+        self.out, self.prefix, self.per_shard, self.source = Path(out), prefix, sets_per_shard, source
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.writer, self.shards, self.n_sets, self.n_images = None, [], 0, 0
+        self.subsets = {}
+
+    def add(self, rec: dict, images, where: str):
+        try:
+            validate_record(rec, len(images), where)
+        except ValueError as e:
+            raise ConvertError(str(e)) from None
+        if self.n_sets % self.per_shard == 0:
+            self._rotate()
+        write_set_record(self.writer, f"{self.n_sets:08d}", rec, images)
+        self.n_sets += 1
+        self.n_images += len(images)
+        self.subsets[rec.get("subset", "")] = self.subsets.get(rec.get("subset", ""), 0) + 1
+
+    def _rotate(self):
+        if self.writer is not None:
+            self.writer.close()
+        path = self.out / f"{self.prefix}-{len(self.shards):06d}.tar"
+        self.writer = TarWriter(path)
+        self.shards.append(path.name)
+
+    def close(self) -> dict:
+        if self.writer is not None:
+            self.writer.close()
+        if not self.shards:
+            raise ConvertError(f"{self.source}: no set to write")
+        last = len(self.shards) - 1
+        manifest = {"source": str(self.source), "sets": self.n_sets, "images": self.n_images,
+                    "shards": self.shards, "subsets": self.subsets,
+                    "urls": str(self.out / f"{self.prefix}-{{{0:06d}..{last:06d}}}.tar")}
+        (self.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        return manifest
+
+
+def line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def json_array_records(path):
+    """Yield (line, record) for each element of a top-level JSON list."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConvertError(f"{path}: cannot read ({e})") from None
+    dec = json.JSONDecoder()
+    pos = _skip_ws(text, 0)
+    if pos >= len(text) or text[pos] != "[":
+        raise ConvertError(f"{at(path, line_of(text, pos))}: expected a JSON list of records")
+    pos = _skip_ws(text, pos + 1)
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        try:
+            rec, end = dec.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise ConvertError(f"{at(path, e.lineno)}: invalid JSON ({e.msg})") from None
+        yield line_of(text, pos), rec
+        pos = _skip_ws(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_ws(text, pos + 1)
+            continue
+        if pos < len(text) and text[pos] == "]":
+            return
+        raise ConvertError(f"{at(path, line_of(text, pos))}: invalid JSON (expected ',' or ']')")
+
+
+def _skip_ws(text, pos):
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def jsonl_records(path):
+    """Yield (line, record) for each non-blank line of a JSON-lines file."""
+    path = Path(path)
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConvertError(f"{at(path, n)}: invalid JSON ({e.msg})") from None
+
+
+def load_image(path, where: str, check: bool = True):
+    """-> (bytes, ext). Keeps the file's bytes when it is JPEG/PNG/WebP; other formats are
+    re-encoded as PNG. check=True decodes it once, so a broken image fails the conversion
+    (naming the record) rather than a training run hours later."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConvertError(f"{where}: image {path} cannot be read ({e.strerror or e})") from None
+    ext = KEEP_EXTS.get(path.suffix.lower())
+    if check or ext is None:
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except Exception as e:
+            raise ConvertError(f"{where}: image {path} does not decode ({e})") from None
+        if ext is None:
+            buf = io.BytesIO()
+            img.convert("RGB").save(buf, format="PNG")
+            data, ext = buf.getvalue(), "png"
+    return data, ext
+
+
+def require(cond, where: str, msg: str):
+    if not cond:
+        raise ConvertError(f"{where}: {msg}")

@@ -1,0 +1,1 @@
+"""Data pipeline: pair shards + candidate-set shards, mixed per step."""

@@ -1,0 +1,128 @@
+"""Read raw samples out of tar shards (local paths, pipe: URLs, anything webdataset's gopen
+opens), skipping corrupt members and counting what was skipped.
+
+We read the tar stream ourselves instead of through webdataset's handler chain because its
+handlers cannot tell "this shard cannot be opened at all" (a user error: wrong path, broken
+pipe command, not a tar) from "this shard is damaged half-way" (normal in real crawls). The
+first is an error naming the shard unless the user opted into skipping; the second is counted:
+
+  corrupt_member   a damaged member header: the reader resyncs on the next valid header, and
+                   the sample that lost a member is then counted again by the decoder
+  truncated_shard  the shard ends mid-member (its remaining samples are lost)
+  unreadable_shard a shard that could not be opened/read, with data.skip_missing_shards=true
+"""
+import re
+import tarfile
+from collections import Counter
+
+from webdataset.gopen import gopen
+
+BLOCK = tarfile.BLOCKSIZE
+# webdataset's key rule: the key is everything before the first dot of the base name,
+# so "KEY.0.png" belongs to sample KEY with extension "0.png".
+_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+
+
+MAX_BARREN_SHARDS = 1000
+
+
+class ShardReadError(RuntimeError):
+    pass
+
+
+def _members(url: str, counters: Counter, strict_open: bool):
+    """Yield (name, bytes) of the regular files in one shard."""
+    try:
+        stream = gopen(url, "rb")
+    except Exception as e:
+        yield from _unreadable(url, e, counters, strict_open)
+        return
+    try:
+        try:
+            # the first header is read strictly: a file that is not a tar fails here
+            tar = tarfile.open(fileobj=stream, mode="r|")
+        except Exception as e:
+            yield from _unreadable(url, e, counters, strict_open)
+            return
+        # after it, on a damaged header scan forward to the next valid one instead of silently
+        # treating the rest of the shard as end-of-archive (tarfile's default)
+        tar.ignore_zeros = True
+        expected = 0  # where the next header should start if nothing was damaged
+        try:
+            for info in tar:
+                if info.offset > expected:
+                    counters["corrupt_member"] += 1
+                expected = info.offset_data + -(-info.size // BLOCK) * BLOCK
+                if not info.isreg():
+                    continue
+                data = tar.extractfile(info).read()
+                if len(data) != info.size:
+                    raise tarfile.ReadError("unexpected end of data")
+                tar.members = []  # streaming: do not keep every TarInfo in memory
+                yield info.name, data
+        except (tarfile.TarError, OSError, EOFError) as e:
+            if expected == 0 and strict_open:
+                raise ShardReadError(f"cannot read shard {url}: {e}") from e
+            counters["truncated_shard" if expected else "unreadable_shard"] += 1
+    finally:
+        try:
+            stream.close()  # a pipe: URL reports its exit status here
+        except Exception as e:
+            if strict_open:
+                raise ShardReadError(f"cannot read shard {url}: {e}") from e
+            counters["unreadable_shard"] += 1
+
+
+def _unreadable(url, e, counters, strict_open):
+    if strict_open:
+        raise ShardReadError(f"cannot read shard {url}: {e} "
+                             f"(set data.skip_missing_shards=true to train without it)") from e
+    counters["unreadable_shard"] += 1
+    return
+    yield  # a generator that yields nothing
+
+
+def raw_samples(shard_urls, counters: Counter, strict_open: bool = True):
+    """Yield dicts {__key__, __url__, ext: bytes} from an iterable of shard URLs: consecutive
+    members sharing a key form one sample (webdataset's grouping rule)."""
+    barren = 0  # shards in a row that gave nothing: stop an endless stream of skipped shards
+    for url in shard_urls:
+        sample = None
+        barren += 1
+        if barren > MAX_BARREN_SHARDS:
+            raise ShardReadError(f"no sample in the last {MAX_BARREN_SHARDS} shards read "
+                                 f"(last: {url}); are the shards empty or all unreadable?")
+        for name, data in _members(url, counters, strict_open):
+            barren = 0
+            m = _KEY_EXT.match(name)
+            if m is None:
+                continue
+            key, ext = m.group(1), m.group(2).lower()
+            if sample is None or key != sample["__key__"]:
+                if sample is not None:
+                    yield sample
+                sample = {"__key__": key, "__url__": url}
+            if ext in sample:  # a duplicated member: keep the first, count the rest
+                counters["duplicate_member"] += 1
+                continue
+            sample[ext] = data
+        if sample is not None:
+            yield sample
+
+
+def shuffled(iterable, buffer: int, rng):
+    """Reservoir-style shuffle buffer driven by an explicit RNG (deterministic per worker)."""
+    if buffer <= 1:
+        yield from iterable
+        return
+    buf = []
+    for x in iterable:
+        buf.append(x)
+        if len(buf) >= buffer:
+            i = int(rng.integers(len(buf)))
+            buf[i], buf[-1] = buf[-1], buf[i]
+            yield buf.pop()
+    while buf:
+        i = int(rng.integers(len(buf)))
+        buf[i], buf[-1] = buf[-1], buf[i]
+        yield buf.pop()
