@@ -18,28 +18,31 @@ def rank() -> int:
     return dist.get_rank() if is_initialized() else 0
 
 
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate x from all ranks along dim 0; gradients flow back to every rank's piece.
-    Pieces may differ in length (candidate sets carry a variable number of captions)."""
+def gather_with_grad(x: torch.Tensor, sizes: list = None) -> torch.Tensor:
+    """Concatenate x from all ranks along dim 0 (rank order); gradients flow back to every
+    rank's piece. Pieces may differ in length (candidate sets carry a variable number of
+    captions): each is zero-padded to the longest, gathered, and cut back. The padding rows
+    are sliced away before use, so their gradient is exactly zero and the backward (a sum
+    over ranks of each piece's gradient: reduce-scatter on NCCL, all-to-all + sum on gloo)
+    hands every rank the total gradient of its own rows. DDP and DeepSpeed then *average*
+    parameter gradients over ranks; train/step.py scales each rank's loss to match.
+    `sizes` (every rank's length) saves a collective when the caller already has them."""
     if not is_initialized() or world_size() == 1:
         return x
-    sizes = all_gather_sizes(x.shape[0], x.device)
+    sizes = sizes or all_gather_sizes(x.shape[0], x.device)
     longest = max(sizes)
     padded = x
     if x.shape[0] < longest:
-        pad = x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))
-        padded = torch.cat([x, pad])
-    # autograd-aware all_gather: its backward sums the incoming gradients over ranks
-    # (reduce-scatter), which with DDP's gradient averaging gives the global-batch gradient.
+        padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))])
     pieces = torch.distributed.nn.functional.all_gather(padded)
     return torch.cat([p[:n] for p, n in zip(pieces, sizes)])
 
 
-def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+def gather_no_grad(x: torch.Tensor, sizes: list = None) -> torch.Tensor:
     """Concatenate integer metadata (ids, labels) from all ranks; variable lengths allowed."""
     if not is_initialized() or world_size() == 1:
         return x
-    sizes = all_gather_sizes(x.shape[0], x.device)
+    sizes = sizes or all_gather_sizes(x.shape[0], x.device)
     longest = max(sizes)
     padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))]) if x.shape[0] < longest else x
     pieces = [torch.empty_like(padded) for _ in sizes]
@@ -48,10 +51,17 @@ def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
 
 
 def all_gather_sizes(n: int, device) -> list:
-    t = torch.tensor([n], device=device, dtype=torch.long)
+    return [c[0] for c in all_gather_counts([n], device)]
+
+
+def all_gather_counts(counts: list, device) -> list:
+    """Every rank's list of integers, in one collective: result[r] is rank r's `counts`."""
+    if not is_initialized() or world_size() == 1:
+        return [list(counts)]
+    t = torch.tensor(counts, device=device, dtype=torch.long)
     out = [torch.zeros_like(t) for _ in range(world_size())]
     dist.all_gather(out, t)
-    return [int(o.item()) for o in out]
+    return [[int(v) for v in o.tolist()] for o in out]
 
 
 def offset_of_rank(n_local: int, device) -> int:

@@ -2,14 +2,15 @@
 
 Distributed use: the caller passes this rank's query features and the *gathered* key
 features (gathered with gradient, rank-ordered) plus the offset of its rows in them. With one
-process the keys are the queries. Each loss is a mean over this rank's queries, so DDP's
-gradient averaging over equal-sized ranks yields the gradient of the global-batch mean.
+process the keys are the queries. Each loss is a mean over this rank's queries; the caller
+scales it by `n_local * world / n_global` (train/step.py) so that DDP's gradient *averaging*
+yields the gradient of the global-batch mean even when ranks hold different counts.
 
 Candidate sets are described by flat index tensors over the step's (gathered) items:
-    img_set[i]  set id of image i               cap_set[c]  set id of caption c (-1: pair caption)
+    img_set[i]  set id of image i               cap_set[c]  set id of caption c
     img_cap[i]  index of image i's caption      cap_img[c]  index of caption c's image, -1 if none
     img_key[i]  content id of image i           cap_key[c]  content id of caption c's text
-Sets may hold captions without images (text-only hard negatives).
+Sets may hold captions without images (text-only hard negatives). docs/loss.md has the formula.
 """
 from dataclasses import dataclass
 
@@ -17,6 +18,11 @@ import torch
 import torch.nn.functional as F
 
 POOLS = ("set", "step", "step+pairs")
+
+
+class NonFiniteFeatures(FloatingPointError):
+    """NaN/Inf features reached a loss. Raised identically on every rank (the check runs on
+    gathered keys), so a caller may catch it and skip the step without a collective hang."""
 
 
 @dataclass
@@ -29,127 +35,160 @@ class SetIndex:
     cap_key: torch.Tensor
 
 
+def check_finite(**named):
+    """Raise NonFiniteFeatures naming the first non-finite tensor. One host sync for all of
+    them: a sum is non-finite iff some element is (normalised features cannot overflow it)."""
+    total = sum(t.detach().float().sum() for t in named.values())
+    if bool(torch.isfinite(total)):
+        return
+    for name, t in named.items():
+        bad = ~torch.isfinite(t.detach()).reshape(t.shape[0], -1).all(dim=1)
+        if bad.any():
+            raise NonFiniteFeatures(
+                f"non-finite {name} reached the loss: {int(bad.sum())} of {t.shape[0]} rows hold "
+                f"NaN or Inf (first row {int(bad.nonzero()[0])}); check the inputs and the weights")
+
+
 def clip_loss(img_q, txt_q, img_keys, txt_keys, logit_scale, offset: int = 0):
     """Symmetric InfoNCE, open_clip's `local_loss` form: this rank's rows against all columns,
     labels offset by the rank's position. Memory O(local x global)."""
+    check_finite(image_features=img_keys, text_features=txt_keys)
     labels = torch.arange(img_q.shape[0], device=img_q.device) + offset
     logits_i2t = logit_scale * img_q @ txt_keys.T
     logits_t2i = logit_scale * txt_q @ img_keys.T
     return (F.cross_entropy(logits_i2t, labels) + F.cross_entropy(logits_t2i, labels)) / 2
 
 
-def check_set_index(idx: SetIndex, n_img: int, n_cap: int):
-    """Raise ValueError for inconsistent set metadata (the data must be fixed, not the loss)."""
-    if idx.img_cap.numel() and (idx.img_cap.min() < 0 or idx.img_cap.max() >= n_cap):
-        raise ValueError("candidate set: an image's caption index lies outside the captions")
-    if (idx.cap_set[idx.img_cap] != idx.img_set).any():
-        raise ValueError("candidate set: an image's caption index points into another set")
+def check_set_index(idx: SetIndex, n_img: int = None, n_cap: int = None):
+    """Raise ValueError for inconsistent set metadata (the data must be fixed, not the loss).
+    Run it on the *gathered* index so every rank raises together (no rank left waiting)."""
+    n_img = idx.img_set.shape[0] if n_img is None else n_img
+    n_cap = idx.cap_set.shape[0] if n_cap is None else n_cap
+    if not (idx.img_cap.shape[0] == idx.img_key.shape[0] == n_img):
+        raise ValueError(f"candidate sets: {n_img} images but {idx.img_cap.shape[0]} image->caption links")
+    if not (idx.cap_img.shape[0] == idx.cap_key.shape[0] == n_cap):
+        raise ValueError(f"candidate sets: {n_cap} captions but {idx.cap_img.shape[0]} caption->image links")
+    if n_img and (idx.img_cap.min() < 0 or idx.img_cap.max() >= n_cap):
+        bad = int(((idx.img_cap < 0) | (idx.img_cap >= n_cap)).nonzero()[0])
+        raise ValueError(f"candidate set {int(idx.img_set[bad])}: image {bad} names caption "
+                         f"{int(idx.img_cap[bad])}, outside the {n_cap} captions of the step")
+    if n_img and (idx.cap_set[idx.img_cap] != idx.img_set).any():
+        bad = int((idx.cap_set[idx.img_cap] != idx.img_set).nonzero()[0])
+        raise ValueError(f"candidate set {int(idx.img_set[bad])}: image {bad}'s caption index "
+                         f"{int(idx.img_cap[bad])} lies outside its set (in set {int(idx.cap_set[idx.img_cap[bad]])})")
     has_img = idx.cap_img >= 0
-    if has_img.any() and (idx.cap_img[has_img].max() >= n_img):
-        raise ValueError("candidate set: a caption's image index lies outside the images")
-    back = idx.img_cap[idx.cap_img[has_img]]
-    if (back != torch.nonzero(has_img).flatten()).any():
-        raise ValueError("candidate set: image->caption and caption->image links disagree")
-    sets, counts = torch.unique(idx.cap_set[idx.cap_set >= 0], return_counts=True)
+    if (idx.cap_img >= n_img).any() or (idx.cap_img < -1).any():
+        raise ValueError("candidate sets: a caption's image index lies outside the images")
+    if n_img and (idx.cap_img[idx.img_cap] != torch.arange(n_img, device=idx.img_cap.device)).any() \
+            or (idx.img_cap[idx.cap_img[has_img]] != has_img.nonzero().flatten()).any():
+        raise ValueError("candidate sets: image->caption and caption->image links disagree "
+                         "(two images share one caption, or a link points the wrong way)")
+    if (idx.img_set < 0).any() or (idx.cap_set < 0).any():
+        raise ValueError("candidate sets: negative set id (-1 is reserved for pair-stream keys)")
+    sets, counts = torch.unique(idx.cap_set, return_counts=True)
     if (counts < 2).any():
-        raise ValueError(f"candidate set {int(sets[counts < 2][0])} has fewer than 2 captions")
-
-
-def _check_finite(*tensors):
-    for t in tensors:
-        if not torch.isfinite(t).all():
-            raise FloatingPointError("non-finite features reached the loss (NaN or Inf)")
+        raise ValueError(f"candidate set {int(sets[counts < 2][0])} has {int(counts[counts < 2][0])} "
+                         f"caption(s); a set needs at least 2 (a positive and a hard negative)")
 
 
 def _key_mask(query_set, key_set, pool: str):
-    """valid[q, k]: may key k appear in query q's denominator at all."""
+    """valid[q, k]: may key k appear in query q's denominator at all (before de-duplication)."""
     if pool == "set":
         return query_set[:, None] == key_set[None, :]
     if pool == "step":
-        return (key_set >= 0)[None, :].expand(query_set.shape[0], -1)
-    if pool == "step+pairs":
-        return torch.ones(query_set.shape[0], key_set.shape[0], dtype=torch.bool, device=key_set.device)
-    raise ValueError(f"unknown negative pool '{pool}'; choose one of {POOLS}")
+        return (key_set >= 0)[None, :].expand(query_set.shape[0], -1).clone()
+    return torch.ones(query_set.shape[0], key_set.shape[0], dtype=torch.bool, device=key_set.device)
+
+
+def _append_pairs(idx: SetIndex, n_pi: int, n_pc: int) -> SetIndex:
+    """Pair-stream items as extra keys: set id -1, no links, content ids that match nothing."""
+    dev = idx.img_set.device
+    neg = lambda n: torch.full((n,), -1, dtype=torch.long, device=dev)
+    uniq = lambda n: -2 - torch.arange(n, device=dev)
+    return SetIndex(img_set=torch.cat([idx.img_set, neg(n_pi)]), img_cap=torch.cat([idx.img_cap, neg(n_pi)]),
+                    img_key=torch.cat([idx.img_key, uniq(n_pi)]),
+                    cap_set=torch.cat([idx.cap_set, neg(n_pc)]), cap_img=torch.cat([idx.cap_img, neg(n_pc)]),
+                    cap_key=torch.cat([idx.cap_key, uniq(n_pc)]))
 
 
 def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
             img_offset: int = 0, cap_offset: int = 0, pool: str = "step",
-            mask_duplicates: bool = True):
+            mask_duplicates: bool = True, pair_img_keys=None, pair_cap_keys=None):
     """SPEC Eq. 7-8. Returns (L_i2t, L_t2i), each a mean over this rank's queries.
 
-    img_keys/cap_keys: all images/captions of the step (rank-ordered). With pool 'step+pairs'
-    they may end with pair-stream items, marked by set id -1 and no links (cap_img = -1).
-    img_q are rows [img_offset, img_offset+len) of img_keys, cap_q likewise."""
+    img_keys/cap_keys: all candidate-set images/captions of the step (rank-ordered), idx their
+    index; img_q are rows [img_offset, img_offset+len) of img_keys, cap_q likewise. Pool
+    'step+pairs' also needs the step's pair-stream features (pair_img_keys, pair_cap_keys).
+    I2T: every image is a query over captions. T2I: every caption *with an image* is a query
+    over images; text-only captions are only I2T negatives."""
     if pool not in POOLS:
         raise ValueError(f"unknown negative pool '{pool}'; choose one of {POOLS}")
-    _check_finite(img_q, cap_q)
-    n_img_q, n_cap_q = img_q.shape[0], cap_q.shape[0]
-    gi = torch.arange(n_img_q, device=img_q.device) + img_offset
-    gc = torch.arange(n_cap_q, device=img_q.device) + cap_offset
+    check_finite(set_image_features=img_keys, set_text_features=cap_keys)
+    if pool == "step+pairs":
+        if pair_img_keys is None or pair_cap_keys is None:
+            raise ValueError("pool 'step+pairs' needs the pair stream's features (pair_img_keys, pair_cap_keys)")
+        check_finite(pair_image_features=pair_img_keys, pair_text_features=pair_cap_keys)
+        idx = _append_pairs(idx, pair_img_keys.shape[0], pair_cap_keys.shape[0])
+        img_keys, cap_keys = torch.cat([img_keys, pair_img_keys]), torch.cat([cap_keys, pair_cap_keys])
+    dev = img_q.device
+    gi = torch.arange(img_q.shape[0], device=dev) + img_offset
+    gc = torch.arange(cap_q.shape[0], device=dev) + cap_offset
     cap_has_img = idx.cap_img >= 0
-    cap_img_key = torch.where(cap_has_img, idx.img_key[idx.cap_img.clamp(min=0)], idx.img_key.new_full((), -1))
-    img_cap_key = idx.cap_key[idx.img_cap]
+    img_in_set = idx.img_set >= 0
+    # content id of the *other side* of each key: the image a caption describes, the text of
+    # an image's caption; -1 where there is none (text-only caption, pair item)
+    cap_img_key = torch.where(cap_has_img, idx.img_key[idx.cap_img.clamp(min=0)], -1)
+    img_cap_key = torch.where(img_in_set, idx.cap_key[idx.img_cap.clamp(min=0)], -1)
 
     # image -> text
     pos_c = idx.img_cap[gi]
+    rows = torch.arange(gi.shape[0], device=dev)
     logits = logit_scale * img_q @ cap_keys.T
     valid = _key_mask(idx.img_set[gi], idx.cap_set, pool)
     if mask_duplicates:
-        # a caption with the positive's text, or describing an identical image, is no negative
+        # a set caption with the positive's text, or describing an identical image, is no negative
         same_text = idx.cap_key[None, :] == idx.cap_key[pos_c][:, None]
         same_image = (cap_img_key[None, :] == idx.img_key[gi][:, None]) & cap_has_img[None, :]
-        dup = (same_text | same_image) & (idx.cap_set >= 0)[None, :]
-        valid = valid & ~dup
-    valid[torch.arange(n_img_q), pos_c] = True
+        valid &= ~((same_text | same_image) & (idx.cap_set >= 0)[None, :])
+    valid[rows, pos_c] = True
     l_i2t = F.cross_entropy(logits.masked_fill(~valid, float("-inf")), pos_c)
 
     # text -> image, only for captions that have an image
-    q_mask = cap_has_img[gc]
-    cq = gc[q_mask]
+    cq = gc[cap_has_img[gc]]
     pos_i = idx.cap_img[cq]
-    logits = logit_scale * cap_q[q_mask] @ img_keys.T
+    rows = torch.arange(cq.shape[0], device=dev)
+    logits = logit_scale * cap_q[cap_has_img[gc]] @ img_keys.T
     valid = _key_mask(idx.cap_set[cq], idx.img_set, pool)
     if mask_duplicates:
         same_image = idx.img_key[None, :] == idx.img_key[pos_i][:, None]
         same_text = img_cap_key[None, :] == idx.cap_key[cq][:, None]
-        dup = (same_image | same_text) & (idx.img_set >= 0)[None, :]
-        valid = valid & ~dup
-    valid[torch.arange(cq.shape[0]), pos_i] = True
+        valid &= ~((same_image | same_text) & img_in_set[None, :])
+    valid[rows, pos_i] = True
     l_t2i = F.cross_entropy(logits.masked_fill(~valid, float("-inf")), pos_i)
     return l_i2t, l_t2i
 
 
 @torch.no_grad()
 def set_diagnostics(img_q, cap_keys, cap_q, img_keys, idx: SetIndex, img_offset=0, cap_offset=0):
-    """In-set accuracy (positive strictly beats every other member of its own set) for I2T and
-    T2I, and the mean cosine margin between the positive and the hardest in-set negative."""
+    """Per-step diagnostics over this rank's queries, own set only (the SPEC test):
+    accuracy = share of queries whose positive scores strictly above every other member of
+    its set; margin = mean cosine(positive) - cosine(hardest in-set negative). A query with no
+    in-set negative (a T2I query from a one-image set) makes no decision and is left out."""
+    out = {}
     gi = torch.arange(img_q.shape[0], device=img_q.device) + img_offset
-    pos_c = idx.img_cap[gi]
-    sim = img_q @ cap_keys.T
-    in_set = idx.cap_set[None, :] == idx.img_set[gi][:, None]
-    pos = sim[torch.arange(len(gi)), pos_c]
-    neg = sim.masked_fill(~in_set, float("-inf"))
-    neg[torch.arange(len(gi)), pos_c] = float("-inf")
-    hardest = neg.max(dim=1).values
-    acc_i2t = (pos > hardest).float().mean()
-    margin_i2t = _finite_mean(pos - hardest)
-
     gc = torch.arange(cap_q.shape[0], device=cap_q.device) + cap_offset
-    q_mask = idx.cap_img[gc] >= 0
-    cq = gc[q_mask]
-    pos_i = idx.cap_img[cq]
-    sim = cap_q[q_mask] @ img_keys.T
-    in_set = idx.img_set[None, :] == idx.cap_set[cq][:, None]
-    pos = sim[torch.arange(len(cq)), pos_i]
-    neg = sim.masked_fill(~in_set, float("-inf"))
-    neg[torch.arange(len(cq)), pos_i] = float("-inf")
-    hardest = neg.max(dim=1).values
-    acc_t2i = (pos > hardest).float().mean()
-    margin_t2i = _finite_mean(pos - hardest)  # a one-image set has no T2I negative
-    return {"hn/acc_i2t": acc_i2t, "hn/acc_t2i": acc_t2i,
-            "hn/margin_i2t": margin_i2t, "hn/margin_t2i": margin_t2i}
-
-
-def _finite_mean(x):
-    x = x[torch.isfinite(x)]
-    return x.mean() if x.numel() else x.new_zeros(())
+    has_img = idx.cap_img[gc] >= 0
+    for name, q, keys, q_set, key_set, pos in (
+            ("i2t", img_q, cap_keys, idx.img_set[gi], idx.cap_set, idx.img_cap[gi]),
+            ("t2i", cap_q[has_img], img_keys, idx.cap_set[gc[has_img]], idx.img_set, idx.cap_img[gc[has_img]])):
+        sim = q @ keys.T
+        rows = torch.arange(q.shape[0], device=q.device)
+        pos_sim = sim[rows, pos]
+        neg = sim.masked_fill(key_set[None, :] != q_set[:, None], float("-inf"))
+        neg[rows, pos] = float("-inf")
+        hardest = neg.max(dim=1).values
+        decided = torch.isfinite(hardest)
+        margin = (pos_sim - hardest)[decided]
+        out[f"hn/acc_{name}"] = (margin > 0).float().mean() if decided.any() else sim.new_tensor(float("nan"))
+        out[f"hn/margin_{name}"] = margin.mean() if decided.any() else sim.new_tensor(float("nan"))
+    return out

@@ -3,34 +3,39 @@ tower, gather across ranks with gradient, and combine L = L_clip + lambda * L_hn
 import torch
 
 from . import distributed as D
-from .losses import SetIndex, clip_loss, hn_loss, set_diagnostics
+from .losses import SetIndex, check_set_index, clip_loss, hn_loss, set_diagnostics
 
 
-def gather_set_index(sets, n_img_local, n_cap_local, device):
-    """Gathered SetIndex with ranks' local indices shifted into the global numbering."""
-    img_off = D.offset_of_rank(n_img_local, device)
-    cap_off = D.offset_of_rank(n_cap_local, device)
-    # set ids are made unique per rank by shifting with the rank's image offset (>= #sets)
-    set_shift = img_off
-    local = SetIndex(img_set=sets["img_set"] + set_shift, img_cap=sets["img_cap"] + cap_off,
-                     img_key=sets["img_key"], cap_set=sets["cap_set"] + set_shift,
-                     cap_img=torch.where(sets["cap_img"] >= 0, sets["cap_img"] + img_off, sets["cap_img"]),
-                     cap_key=sets["cap_key"])
-    gathered = SetIndex(*(D.gather_no_grad(t.to(device)) for t in
-                          (local.img_set, local.img_cap, local.img_key, local.cap_set, local.cap_img, local.cap_key)))
-    return gathered, img_off, cap_off
+def gather_set_index(sets, counts, device):
+    """Gathered, checked SetIndex with every rank's local indices shifted into the global
+    numbering (rank order, as gather_with_grad lays out the features). counts[r] is rank r's
+    [L_clip rows, set images, set captions, sets, pairs]. Returns (index, image offset, caption offset)."""
+    r = D.rank()
+    img_off, cap_off, set_off = (sum(c[j] for c in counts[:r]) for j in (1, 2, 3))
+    img_side = torch.stack([sets["img_set"] + set_off, sets["img_cap"] + cap_off, sets["img_key"]], 1)
+    cap_img = torch.where(sets["cap_img"] >= 0, sets["cap_img"] + img_off, sets["cap_img"])
+    cap_side = torch.stack([sets["cap_set"] + set_off, cap_img, sets["cap_key"]], 1)
+    img_side = D.gather_no_grad(img_side.to(device), [c[1] for c in counts])
+    cap_side = D.gather_no_grad(cap_side.to(device), [c[2] for c in counts])
+    idx = SetIndex(*img_side.unbind(1), *cap_side.unbind(1))
+    # on the gathered index, so a bad set raises on every rank at once (none left waiting)
+    check_set_index(idx)
+    return idx, img_off, cap_off
 
 
-def with_pair_keys(idx: SetIndex, n_pair_img: int, n_pair_cap: int) -> SetIndex:
-    """Append pair-stream items as keys: set id -1, no links, unique content ids never match."""
-    dev = idx.img_set.device
-    neg = lambda n: torch.full((n,), -1, dtype=torch.long, device=dev)
-    uniq = lambda n: -2 - torch.arange(n, device=dev)
-    return SetIndex(img_set=torch.cat([idx.img_set, neg(n_pair_img)]), img_cap=idx.img_cap,
-                    img_key=torch.cat([idx.img_key, uniq(n_pair_img)]),
-                    cap_set=torch.cat([idx.cap_set, neg(n_pair_cap)]),
-                    cap_img=torch.cat([idx.cap_img, neg(n_pair_cap)]),
-                    cap_key=torch.cat([idx.cap_key, uniq(n_pair_cap)]))
+def global_mean_scale(counts, j):
+    """Factor turning this rank's mean into its share of the global mean: DDP and DeepSpeed
+    average gradients over ranks, so rank r's loss must be mean_r * n_r * world / n_global.
+    Exactly 1.0 when every rank holds the same count (the mixer's normal case)."""
+    n_global = sum(c[j] for c in counts)
+    return counts[D.rank()][j] * len(counts) / n_global if n_global else 1.0
+
+
+def pair_rows(counts):
+    """Rows of the gathered L_clip features that are pair-stream items (with
+    sets_in_clip_loss each rank's set items follow its pairs there; they must not be keys twice)."""
+    starts = [sum(c[0] for c in counts[:r]) for r in range(len(counts))]
+    return torch.cat([torch.arange(s, s + c[4]) for s, c in zip(starts, counts)])
 
 
 def forward_losses(model, batch, loss_cfg, device="cpu"):
@@ -45,32 +50,40 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
         images, tokens = p_img, p_tok
     # one forward per tower for pairs and set items together (through DDP's forward)
     img_f, txt_f, logit_scale = model(image=images, text=tokens)[:3]
-    img_f, txt_f = img_f.float(), txt_f.float()
+    # the losses run in fp32 at least (bf16 logits lose the hard negatives' small margins);
+    # float64 stays float64 (the exactness tests run there)
+    img_f, txt_f = (f if f.dtype == torch.float64 else f.float() for f in (img_f, txt_f))
     logs = {}
 
     pi, pt = img_f[:n_pi], txt_f[:n_pc]
+    si, sc = img_f[n_pi:], txt_f[n_pc:]
     if sets is not None and loss_cfg.sets_in_clip_loss:
-        # set items whose caption has an image join L_clip as ordinary pairs
-        si, sc = img_f[n_pi:], txt_f[n_pc:]
+        # set items (each image with its own caption) join L_clip as ordinary pairs
         pi = torch.cat([pi, si])
         pt = torch.cat([pt, sc[sets["img_cap"].to(device)]])
-    pi_all, pt_all = D.gather_with_grad(pi), D.gather_with_grad(pt)
-    off = D.offset_of_rank(pi.shape[0], device)
-    l_clip = clip_loss(pi, pt, pi_all, pt_all, logit_scale, off)
+    n_sets = 1 + max([int(sets[k].max()) for k in ("img_set", "cap_set") if sets[k].numel()] or [-1]) \
+        if sets is not None else 0
+    # one collective for every count of the step: gather sizes, offsets and loss scales
+    counts = D.all_gather_counts([pi.shape[0], si.shape[0], sc.shape[0], n_sets, n_pi], device)
+    pi_all = D.gather_with_grad(pi, [c[0] for c in counts])
+    pt_all = D.gather_with_grad(pt, [c[0] for c in counts])
+    off = sum(c[0] for c in counts[:D.rank()])
+    l_clip = clip_loss(pi, pt, pi_all, pt_all, logit_scale, off) * global_mean_scale(counts, 0)
     total = loss_cfg.clip_weight * l_clip
     logs["loss/clip"] = l_clip.detach()
 
     if sets is not None:
-        si, sc = img_f[n_pi:], txt_f[n_pc:]
-        idx, img_off, cap_off = gather_set_index(sets, si.shape[0], sc.shape[0], device)
-        si_all, sc_all = D.gather_with_grad(si), D.gather_with_grad(sc)
-        if loss_cfg.hn_negatives == "step+pairs":
-            idx_k = with_pair_keys(idx, pi_all.shape[0], pt_all.shape[0])
-            si_keys, sc_keys = torch.cat([si_all, pi_all]), torch.cat([sc_all, pt_all])
-        else:
-            idx_k, si_keys, sc_keys = idx, si_all, sc_all
-        l_i2t, l_t2i = hn_loss(si, sc, si_keys, sc_keys, logit_scale, idx_k, img_off, cap_off,
-                               pool=loss_cfg.hn_negatives, mask_duplicates=loss_cfg.mask_duplicates)
+        idx, img_off, cap_off = gather_set_index(sets, counts, device)
+        si_all = D.gather_with_grad(si, [c[1] for c in counts])
+        sc_all = D.gather_with_grad(sc, [c[2] for c in counts])
+        pairs_as_keys = loss_cfg.hn_negatives == "step+pairs"
+        l_i2t, l_t2i = hn_loss(si, sc, si_all, sc_all, logit_scale, idx, img_off, cap_off,
+                               pool=loss_cfg.hn_negatives, mask_duplicates=loss_cfg.mask_duplicates,
+                               pair_img_keys=pi_all[pair_rows(counts)] if pairs_as_keys else None,
+                               pair_cap_keys=pt_all[pair_rows(counts)] if pairs_as_keys else None)
+        # I2T and T2I both have one query per set image (links are one-to-one)
+        scale = global_mean_scale(counts, 1)
+        l_i2t, l_t2i = l_i2t * scale, l_t2i * scale
         if loss_cfg.hn_weight > 0:
             total = total + loss_cfg.hn_weight * (l_i2t + l_t2i)
         logs["loss/hn_i2t"], logs["loss/hn_t2i"] = l_i2t.detach(), l_t2i.detach()
