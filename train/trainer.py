@@ -1,10 +1,12 @@
 """The training loop: build -> (resume) -> steps -> checkpoints/eval -> export."""
 import json
 import math
+import os
 import signal
 import sys
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -13,6 +15,7 @@ from omegaconf import OmegaConf
 from . import checkpoint as ckpt
 from . import distributed as D
 from . import models
+from .accumulate import accumulated_passes
 from .config import to_yaml
 from .data.steps import make_loader, spec_from_config
 from .eval import build_evaluators
@@ -29,7 +32,6 @@ class StopRequested(Exception):
 def make_accelerator(cfg):
     from accelerate import Accelerator
     from accelerate.utils import InitProcessGroupKwargs
-    import os
     # CPU multi-process runs need gloo; a single process must get no backend at all
     multi = int(os.environ.get("WORLD_SIZE", "1")) > 1
     kwargs = [InitProcessGroupKwargs(backend="gloo")] if multi and not torch.cuda.is_available() else []
@@ -46,14 +48,38 @@ def param_groups(model, weight_decay):
     return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 
+def uses_deepspeed(acc) -> bool:
+    return getattr(acc.state, "deepspeed_plugin", None) is not None
+
+
+def configure_deepspeed(acc, cfg):
+    """Fill the batch sizes DeepSpeed insists on (we hand it no dataloader to infer them
+    from) and refuse what our loop cannot do under it."""
+    ds = acc.state.deepspeed_plugin.deepspeed_config
+    if cfg.optim.accum_steps != 1:
+        raise ValueError("optim.accum_steps > 1 is not supported with DeepSpeed: its engine steps "
+                         "inside backward(); use more GPUs or ZeRO-3 to fit a bigger batch instead")
+    micro = cfg.data.pairs_per_step + cfg.data.set_items_per_step
+    for key, value in (("train_micro_batch_size_per_gpu", micro), ("gradient_accumulation_steps", 1),
+                       ("train_batch_size", micro * D.world_size() if D.is_initialized() else micro)):
+        if ds.get(key, "auto") == "auto":
+            ds[key] = value
+    # the engine clips (our clip_grad_norm_ is not called under DeepSpeed)
+    if ds.get("gradient_clipping", "auto") == "auto":
+        ds["gradient_clipping"] = cfg.optim.grad_clip
+
+
 class Trainer:
     def __init__(self, cfg):
         self.cfg = cfg
+        self.stop_signal = None
+        self._install_signals()  # early: a SLURM warning during start-up must not be lost
         self.acc = make_accelerator(cfg)
         self.device = self.acc.device
         self.rank, self.world = D.rank(), D.world_size()
         self.is_main = self.rank == 0
         self.run_dir = Path(cfg.run_dir)
+        self.deepspeed = uses_deepspeed(self.acc)
         torch.manual_seed(cfg.seed)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -67,13 +93,14 @@ class Trainer:
         models.lock_towers(model, m)
         self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                            betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
+        if self.deepspeed:
+            configure_deepspeed(self.acc, cfg)
         self.model, self.optimizer = self.acc.prepare(model, self.optimizer)
         if m.compile:
             self.model = torch.compile(self.model)
         self.step = 0
         self.samples_seen = 0
         self.nonfinite_total = 0
-        self.stop_signal = None
         self.evaluators = build_evaluators(cfg.eval, cfg.data.root) if self.is_main else {}
         self._resume()
         self.metrics = MetricsLog(self.run_dir, cfg.logger, self.is_main,
@@ -85,14 +112,30 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self):
-        return {"model": self.raw_model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "step": self.step, "samples_seen": self.samples_seen,
-                "nonfinite_total": self.nonfinite_total, "rng": ckpt.rng_state(),
-                "data_position": {"steps_consumed": self.step}}
+        scaler = getattr(self.acc, "scaler", None)
+        state = {"step": self.step, "samples_seen": self.samples_seen,
+                 "nonfinite_total": self.nonfinite_total, "world_size": self.world,
+                 # the loader replays to this many loader steps (micro-batches) on resume
+                 "data_position": {"steps_consumed": self.step * self.cfg.optim.accum_steps},
+                 "grad_scaler": scaler.state_dict() if scaler is not None else None}
+        if not self.deepspeed:  # under DeepSpeed the engine writes its (sharded) states
+            state["model"] = self.raw_model.state_dict()
+            state["optimizer"] = self.optimizer.state_dict()
+        return state
 
     def save(self):
+        """Every rank takes part: rank 0 opens the temp dir, each rank writes its RNG (and,
+        under DeepSpeed, its shard), rank 0 writes trainer.pt last and renames atomically."""
+        tmp = ckpt.tmp_dir(self.run_dir, self.step)
         if self.is_main:
-            path = ckpt.save(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last)
+            ckpt.begin(self.run_dir, self.step)
+        D.barrier()
+        ckpt.write_file(tmp / f"rng-rank{self.rank}.pt", ckpt.rng_state())
+        if self.deepspeed:
+            self.acc.save_state(str(tmp / "engine"))
+        D.barrier()
+        if self.is_main:
+            path = ckpt.commit(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last)
             print(f"[hnclip] checkpoint {path}", flush=True)
         D.barrier()
 
@@ -101,13 +144,27 @@ class Trainer:
         if path is None:
             return
         state = ckpt.load(path)
-        self.raw_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.deepspeed:
+            self.acc.load_state(str(path / "engine"))
+        else:
+            self.raw_model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        scaler = getattr(self.acc, "scaler", None)
+        if scaler is not None and state.get("grad_scaler"):
+            scaler.load_state_dict(state["grad_scaler"])
         self.step, self.samples_seen = state["step"], state["samples_seen"]
         self.nonfinite_total = state.get("nonfinite_total", 0)
-        ckpt.set_rng_state(state["rng"])
+        rng = ckpt.load_rng(path, self.rank)
+        if rng is not None:
+            ckpt.set_rng_state(rng)
+        elif self.is_main:
+            print(f"[hnclip] {path} has no RNG state for rank {self.rank} (saved with "
+                  f"{state.get('world_size', '?')} ranks): resuming without it", flush=True)
         if self.is_main:
-            print(f"[hnclip] resumed from {path} at step {self.step}", flush=True)
+            dropped = ckpt.trim_metrics_after(self.run_dir, self.step)
+            print(f"[hnclip] resumed from {path} at step {self.step} "
+                  f"({dropped} metrics rows after it dropped)", flush=True)
+        D.barrier()
 
     # -- signals: SLURM's warning signal or a polite kill -> checkpoint and exit ----------
     def _install_signals(self):
@@ -119,9 +176,10 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------
     def train(self):
         cfg = self.cfg
-        self._install_signals()
+        accum = cfg.optim.accum_steps
         spec = spec_from_config(cfg.data, cfg.seed, self.rank, self.world)
-        loader = make_loader(spec, self.preprocess_train, self.tokenizer, cfg.data.workers, start_step=self.step)
+        loader = make_loader(spec, self.preprocess_train, self.tokenizer, cfg.data.workers,
+                             start_step=self.step * accum)
         it = iter(loader)
         skipped_window = Counter()
         nonfinite_in_row = 0
@@ -131,19 +189,17 @@ class Trainer:
                 self.save()
                 raise StopRequested(f"signal {self.stop_signal}: checkpointed at step {self.step}")
             t0 = time.perf_counter()
-            batch = next(it)
+            batches = [next(it) for _ in range(accum)]
             data_time = time.perf_counter() - t0
-            skipped_window.update(batch.get("skipped", {}))
+            for b in batches:
+                skipped_window.update(b.get("skipped", {}))
             lr = lr_at(self.step, cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.schedule)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.model.precision == "bf16"):
-                loss, logs = forward_losses(self.model, batch, cfg.loss, self.device)
             self.optimizer.zero_grad(set_to_none=True)
-            self.acc.backward(loss)
-            finite = self._grads_finite(loss)
+            finite, logs = self._forward_backward(batches)
             if finite:
-                if cfg.optim.grad_clip > 0:
+                if cfg.optim.grad_clip > 0 and not self.deepspeed:
                     self.acc.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
                 self.optimizer.step()
                 with torch.no_grad():
@@ -153,41 +209,96 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 nonfinite_in_row += 1
                 self.nonfinite_total += 1
-                if nonfinite_in_row >= cfg.optim.max_nonfinite_in_row:
-                    raise FloatingPointError(
-                        f"{nonfinite_in_row} non-finite steps in a row at step {self.step}; "
-                        f"the latest checkpoint (before them) is in {self.run_dir}/checkpoints")
-            n_local = batch["pairs"]["images"].shape[0] + (batch["sets"]["images"].shape[0] if "sets" in batch else 0)
+                if self.is_main:
+                    print(f"[hnclip] step {self.step + 1}: non-finite loss or gradient, step skipped "
+                          f"({nonfinite_in_row} in a row, {self.nonfinite_total} in total)", flush=True)
+            n_local = sum(b["pairs"]["images"].shape[0] + (b["sets"]["images"].shape[0] if "sets" in b else 0)
+                          for b in batches)
             self.samples_seen += n_local * self.world
             self.step += 1
             t_now = time.perf_counter()
             step_time, t_last = t_now - t_last, t_now
-            logs = {k: float(D.mean_over_ranks(v)) for k, v in logs.items()}
+            if finite:
+                logs = {k: float(D.mean_over_ranks(v)) for k, v in logs.items()}
+            else:  # the ranks' log keys may differ on a failed step: no collective here
+                logs = {"loss/total": float("nan")}
             logs.update({"lr": lr, "samples_per_s": n_local * self.world / step_time,
                          "data_time": data_time, "step_time": step_time,
-                         "nonfinite_steps": self.nonfinite_total})
+                         "nonfinite_steps": self.nonfinite_total, "samples_seen": self.samples_seen,
+                         "step_skipped": 0.0 if finite else 1.0})
             logs.update({f"data/{k}": v for k, v in skipped_window.items()})
             self.metrics.log(self.step, logs)
-            if self.is_main and (self.step % cfg.logger.log_every == 0 or self.step == 1):
+            if nonfinite_in_row >= cfg.optim.max_nonfinite_in_row:
+                last = ckpt.latest(self.run_dir)
+                raise FloatingPointError(
+                    f"{nonfinite_in_row} non-finite steps in a row (steps {self.step - nonfinite_in_row + 1}"
+                    f"..{self.step}): stopping. The last good checkpoint is "
+                    f"{last if last else '(none yet: no checkpoint was written before them)'}; "
+                    f"lower optim.lr, check the data, or raise optim.max_nonfinite_in_row")
+            if self.is_main and finite and (self.step % cfg.logger.log_every == 0 or self.step == 1):
                 print(f"[hnclip] step {self.step}/{cfg.optim.steps} loss {logs['loss/total']:.4f} "
                       f"clip {logs['loss/clip']:.4f} hn_i2t {logs.get('loss/hn_i2t', 0):.4f} "
                       f"hn_t2i {logs.get('loss/hn_t2i', 0):.4f} lr {lr:.2e} "
                       f"{logs['samples_per_s']:.0f} samples/s data {data_time * 1000:.0f} ms", flush=True)
                 skipped_window.clear()
-            if cfg.checkpoint.every_steps and self.step % cfg.checkpoint.every_steps == 0 and self.step < cfg.optim.steps:
+            # no periodic checkpoint inside a non-finite streak: the latest one stays a good one
+            if (cfg.checkpoint.every_steps and self.step % cfg.checkpoint.every_steps == 0
+                    and self.step < cfg.optim.steps and nonfinite_in_row == 0):
                 self.save()
             if cfg.eval.every_steps and self.step % cfg.eval.every_steps == 0 and self.step < cfg.optim.steps:
                 self.evaluate()
         self.save()
         return self.finish()
 
-    def _grads_finite(self, loss):
-        ok = bool(torch.isfinite(loss.detach()))
-        if ok:
-            for p in self.model.parameters():
-                if p.grad is not None and not torch.isfinite(p.grad).all():
-                    ok = False
-                    break
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.model.precision == "bf16")
+
+    def _forward(self, fn):
+        """Run a forward; a FloatingPointError (non-finite features reached the loss) becomes
+        a NaN loss so every rank still takes the same path through the collectives."""
+        try:
+            return fn()
+        except FloatingPointError:
+            return None, {}
+
+    def _forward_backward(self, batches):
+        """-> (finite, logs). Gradients are left in .grad when finite. The finiteness checks
+        are collectives: all ranks skip together, and nobody calls backward on a bad loss
+        (a skipped backward on one rank would hang the others' gradient all-reduce)."""
+        if len(batches) == 1:
+            with self._autocast():
+                loss, logs = self._forward(lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
+            if not self._loss_finite(loss):
+                return False, {}
+            self.acc.backward(loss)
+            return self._grads_finite(), logs
+        no_sync = None if self.deepspeed else self.acc.no_sync
+        passes = accumulated_passes(self.model, batches, self.cfg.loss, self.device, self._autocast, no_sync)
+        logs = {}
+        while True:
+            try:
+                item = next(passes, None)
+            except FloatingPointError:
+                item = (None, None, {})
+            if item is None:
+                break
+            _, loss, logs = item
+            if not self._loss_finite(loss):
+                passes.close()
+                return False, {}
+            self.acc.backward(loss)
+        return self._grads_finite(), logs
+
+    def _loss_finite(self, loss):
+        ok = loss is not None and bool(torch.isfinite(loss.detach()))
+        return not D.any_rank(not ok, self.device)
+
+    def _grads_finite(self):
+        if self.deepspeed:
+            return True  # the engine has already stepped inside backward(); it skips inf/nan itself in fp16
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        # one reduction instead of a host sync per parameter
+        ok = bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()) if grads else True
         return not D.any_rank(not ok, self.device)
 
     def evaluate(self):

@@ -1,0 +1,68 @@
+"""Shared by tests/test_scale_*.py: run the real entry point in a subprocess, optionally with a
+fault injected (SIGKILL after step k, NaN loss at given steps), and read what it left."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+# Runs train/main.py's Hydra entry point with test-only faults patched in from outside, so the
+# product code carries no fault-injection switches.
+RUNNER = r'''
+import os, signal, sys
+import train.trainer as T
+
+kill_at = int(os.environ.get("HNCLIP_TEST_KILL_AT", "-1"))
+nan_steps = {int(s) for s in os.environ.get("HNCLIP_TEST_NAN_STEPS", "").split(",") if s}
+current = [0]
+orig_fb = T.Trainer._forward_backward
+def forward_backward(self, batches):
+    current[0] = self.step + 1
+    if self.step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)  # no handler, no cleanup: like the OOM killer
+    return orig_fb(self, batches)
+T.Trainer._forward_backward = forward_backward
+orig_fl = T.forward_losses
+def forward_losses(model, batch, loss_cfg, device="cpu"):
+    loss, logs = orig_fl(model, batch, loss_cfg, device)
+    if current[0] in nan_steps:
+        loss = loss * float("nan")
+    return loss, logs
+T.forward_losses = forward_losses
+
+sys.argv = ["train/main.py"] + sys.argv[1:]
+import runpy
+runpy.run_path("train/main.py", run_name="__main__")  # as a script: Hydra finds ../conf
+'''
+
+
+def tiny_overrides(data_root, run_dir, steps=12, **extra):
+    o = {"data.root": data_root, "run_dir": run_dir, "optim.steps": steps, "optim.warmup_steps": 2,
+         "data.pairs_per_step": 8, "data.set_items_per_step": 6, "data.workers": 0,
+         "data.shuffle_buffer": 16, "eval.every_steps": 0, "eval.benchmarks": "[]",
+         "logger.wandb": "false", "logger.log_every": 1, "checkpoint.every_steps": 0,
+         "deterministic": "true"}
+    o.update(extra)
+    return [f"{k}={v}" for k, v in o.items()]
+
+
+def run_trainer(overrides, kill_at=None, nan_steps=(), timeout=300, env=None):
+    e = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    if kill_at is not None:
+        e["HNCLIP_TEST_KILL_AT"] = str(kill_at)
+    if nan_steps:
+        e["HNCLIP_TEST_NAN_STEPS"] = ",".join(map(str, nan_steps))
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-c", RUNNER, *overrides], cwd=ROOT, env=e,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def metric_rows(run_dir):
+    path = Path(run_dir) / "metrics.jsonl"
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def step_losses(run_dir):
+    return {r["step"]: r["loss/total"] for r in metric_rows(run_dir) if "loss/total" in r}
