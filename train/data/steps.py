@@ -48,18 +48,21 @@ class StepSpec:
     world: int = 1
 
 
-def shard_stream(spec: StreamSpec, seed, stream_id, rank, world, worker, workers):
+def sample_stream(spec: StreamSpec, seed, stream_id, rank, world, worker, workers, counters, rng):
+    """Raw samples of one (rank, worker), shuffled through a buffer driven by `rng`."""
+    strict = not spec.skip_missing
     if spec.resampled:
-        return S.resampled_shards(spec.sources, spec.weights, seed + 7919 * stream_id, rank, worker)
-
-    def epochs():
-        # epoch mode: weights are ignored, every shard of every source once per epoch
-        flat = [u for src in spec.sources for u in src]
-        epoch = 0
-        while True:
-            yield from S.epoch_shards(flat, seed + 7919 * stream_id, epoch, rank, world, worker, workers)
-            epoch += 1
-    return epochs()
+        urls = S.resampled_shards(spec.sources, spec.weights, seed + 7919 * stream_id, rank, worker)
+        yield from shuffled(raw_samples(urls, counters, strict), spec.shuffle_buffer, rng)
+        return
+    # epoch mode: weights are ignored, every shard of every source once per epoch, and the
+    # shuffle buffer drains at the end of each epoch so epochs never mix
+    flat = [u for src in spec.sources for u in src]
+    epoch = 0
+    while True:
+        urls = S.epoch_shards(flat, seed + 7919 * stream_id, epoch, rank, world, worker, workers)
+        yield from shuffled(raw_samples(urls, counters, strict), spec.shuffle_buffer, rng)
+        epoch += 1
 
 
 @contextmanager
@@ -87,10 +90,8 @@ class StepStream(IterableDataset):
         trained on before a resume) are yielded as None: their samples are read and checked
         (so the same ones are skipped) but never preprocessed or tokenized."""
         sp = self.spec
-        urls = shard_stream(sp.pairs, sp.seed, 0, sp.rank, sp.world, worker, workers)
         rng = S.rng_for(sp.seed, 3, sp.rank, worker)
-        raw = shuffled(raw_samples(urls, counters, strict_open=not sp.pairs.skip_missing),
-                       sp.pairs.shuffle_buffer, rng)
+        raw = sample_stream(sp.pairs, sp.seed, 0, sp.rank, sp.world, worker, workers, counters, rng)
         images, captions, n_ok = [], [], 0
         for sample in raw:
             if replay > 0:
@@ -113,10 +114,8 @@ class StepStream(IterableDataset):
         """Packed candidate sets; the packer sees only parsed records (image counts), and the
         pixels of a step's sets are decoded when the step is emitted (never when replayed)."""
         sp = self.spec
-        urls = shard_stream(sp.sets, sp.seed, 1, sp.rank, sp.world, worker, workers)
         rng = S.rng_for(sp.seed, 4, sp.rank, worker)
-        raw = shuffled(raw_samples(urls, counters, strict_open=not sp.sets.skip_missing),
-                       sp.sets.shuffle_buffer, rng)
+        raw = sample_stream(sp.sets, sp.seed, 1, sp.rank, sp.world, worker, workers, counters, rng)
         parsed = ((s, len(parse_set(s)[1])) for s in raw)
         for plan in plan_steps(parsed, sp.set_items_per_step, sp.lookahead_sets, rng, counters,
                                size=lambda p: p[1]):
@@ -130,6 +129,9 @@ class StepStream(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        # The DataLoader asks its worker 0 first; step start_step belongs to the stream of
+        # worker start_step % W, so the workers of a resumed loader take rotated roles.
+        worker = (worker + self.start_step) % workers
         counters = Counter()
         # steps this worker produced before the resume point (round-robin assignment)
         done = max(0, (self.start_step - worker + workers - 1) // workers)
