@@ -2,8 +2,16 @@
 
 Works the same under accelerate's DDP and DeepSpeed (both initialise the default process
 group) and without any group (single process: every function is the identity)."""
+import warnings
+
 import torch
 import torch.distributed as dist
+
+# torch 2.14 marks the autograd all_gather deprecated in favour of the private
+# torch.distributed._functional_collectives; open_clip 3.3 uses the same public call, and it is
+# the one whose backward we test (tests/test_losses_distributed.py). Keep logs clean.
+warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated",
+                        category=FutureWarning)
 
 
 def is_initialized() -> bool:
