@@ -304,10 +304,10 @@ class Trainer:
     def evaluate(self):
         results = {}
         if self.is_main:
-            for name, ev in self.evaluators.items():
-                for k, v in ev.run(self.raw_model, self.tokenizer, self.preprocess_val, self.device).items():
-                    results[f"eval/{name}/{k}"] = v
-            self.metrics.log(self.step, results)
+            # per-suite frequency, the wandb example table and the final dynamics plot: train/eval/during_training.py
+            from .eval.during_training import run_due
+            results = run_due(self.evaluators, self.step, self.step >= self.cfg.optim.steps, self.raw_model,
+                              self.tokenizer, self.preprocess_val, self.device, self.metrics, self.run_dir)
         D.barrier()
         return results
 

@@ -1,0 +1,74 @@
+"""Load any model the evaluation commands take: an open_clip preset (+ pretrained tag or weights
+file), our export dir (RUN/final), a trainer checkpoint (RUN/checkpoints/step-N), or a run dir
+(its final export)."""
+import json
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from train import models
+
+
+def run_config(run_dir):
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a training run directory?")
+    return OmegaConf.load(path)
+
+
+def load(checkpoint=None, model=None, pretrained=None):
+    """-> (model, preprocess, tokenizer, description)."""
+    if checkpoint is None:
+        if not model:
+            raise ValueError("give a checkpoint path or a model name (+ pretrained)")
+        m, _, pre, tok = models.create(model, pretrained)
+        return m.eval(), pre, tok, f"{model}:{pretrained or 'random-init'}"
+    path = Path(checkpoint)
+    if (path / "final").is_dir() and (path / "config.yaml").is_file():
+        path = path / "final"
+    if path.name == "trainer.pt":
+        path = path.parent
+    if (path / "open_clip_config.json").is_file():
+        names = [p for p in path.glob("*.json") if p.name != "open_clip_config.json"]
+        if len(names) != 1:
+            raise ValueError(f"{path}: expected one <model>.json beside open_clip_config.json, found {names}")
+        import open_clip
+        open_clip.add_model_config(names[0])
+        m, _, pre, tok = models.create(names[0].stem, str(path / "open_clip_pytorch_model.bin"))
+        return m.eval(), pre, tok, str(path)
+    if (path / "trainer.pt").is_file():
+        cfg = run_config(path.parent.parent)
+        m, _, pre, tok = models.create(cfg.model.name, None)
+        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
+        m.load_state_dict(state["model"])
+        return m.eval(), pre, tok, str(path)
+    raise FileNotFoundError(f"{checkpoint}: not a run dir, an export dir (open_clip_config.json) "
+                            "or a trainer checkpoint (trainer.pt)")
+
+
+def initial_of(run_dir):
+    """The weights a run started from: its pretrained tag/file, or (random init) the same seeded
+    initialisation the trainer made: torch.manual_seed(cfg.seed) right before models.create."""
+    cfg = run_config(run_dir)
+    torch.manual_seed(cfg.seed)
+    m, _, pre, tok = models.create(cfg.model.name, cfg.model.pretrained)
+    return m.eval(), pre, tok, f"{cfg.model.name}:{cfg.model.pretrained or f'random-init(seed={cfg.seed})'}"
+
+
+def eval_config(name_or_path="default", overrides=()):
+    """An eval config group file (conf/eval/<name>.yaml or a path) + dotlist overrides, checked
+    against the schema."""
+    from train.config import EvalConfig
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = Path(__file__).resolve().parents[2] / "conf" / "eval" / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"eval config {name_or_path!r}: no such file or conf/eval/ entry")
+    cfg = OmegaConf.merge(OmegaConf.structured(EvalConfig), OmegaConf.load(path),
+                          OmegaConf.from_dotlist(list(overrides)))
+    return cfg
+
+
+def describe(results):
+    return json.dumps(results, indent=2, sort_keys=True)
