@@ -1,0 +1,104 @@
+"""`python -m train.probe.main`: probe one open_clip model or checkpoint (config: conf/probe.yaml).
+
+parse -> data -> backbone -> probe runs per task -> results.json + report.md (+ PNG)."""
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import report, scenes
+from .features import load_backbone, parse_layers
+from .refs import load_refs
+from .run import category_stats, run_task
+from .tasks import boxes, rcm, vsr
+from .tasks.common import SPLITS
+
+
+def generated_data(g, seed):
+    """Write the generated scenes once (into a temp dir, renamed when complete, so a crash or
+    a concurrent run never leaves half a data set behind)."""
+    out = Path(g.dir)
+    if not (out / ".complete").is_file():
+        tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        scenes.generate(tmp, {s: int(g[s]) for s in SPLITS}, size=g.size, seed=seed, max_objects=g.max_objects)
+        (tmp / ".complete").write_text("")
+        if not (out / ".complete").is_file():
+            shutil.rmtree(out, ignore_errors=True)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, out)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def build_tasks(cfg, log=print):
+    d = cfg.data
+    if d.source == "generated":
+        root = generated_data(d.generated, cfg.seed)
+        refs_path, refs_root = root / "refs.jsonl", root
+        vsr_paths, vsr_root = {s: root / f"vsr_{s}.jsonl" for s in SPLITS}, root
+    elif d.source == "files":
+        refs_path, refs_root = d.refs, d.refs_image_root
+        vsr_paths, vsr_root = dict(d.vsr), d.vsr_image_root
+    else:
+        raise ValueError(f"data.source '{d.source}': use generated | files")
+    tasks = []
+    if {"rcm", "boxes"} & set(cfg.tasks):
+        if not refs_path:
+            raise ValueError("tasks rcm/boxes need data.refs (a RefCOCOg-style jsonl) with data.source=files")
+        refs, skipped = load_refs(refs_path, refs_root)
+        log(f"[probe] {len(refs)} referring expressions from {refs_path} (skipped: {skipped})")
+        if "boxes" in cfg.tasks:
+            tasks.append(boxes.build(refs))
+        if "rcm" in cfg.tasks:
+            tasks.append(rcm.build(refs, seed=cfg.seed))
+    if "vsr" in cfg.tasks:
+        task = vsr.build(vsr_paths, vsr_root)
+        log(f"[probe] VSR examples with missing images skipped: {task.skipped}")
+        tasks.append(task)
+    unknown = set(cfg.tasks) - {"rcm", "boxes", "vsr"}
+    if unknown:
+        raise ValueError(f"unknown tasks {sorted(unknown)}: use rcm | boxes | vsr")
+    return tasks
+
+
+def probe(cfg: DictConfig):
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    t0 = time.time()
+    tasks = build_tasks(cfg)
+    model, preprocess, tokenizer = load_backbone(cfg.model.name, cfg.model.pretrained, cfg.seed)
+    results = []
+    for task in tasks:
+        results += run_task(task, model, preprocess, tokenizer, cfg)
+    m = cfg.model
+    label = m.label or (m.name if not m.pretrained else f"{m.name} ({m.pretrained})")
+    doc = {"meta": {"label": label, "model": m.name, "pretrained": m.pretrained,
+                    "main_layer": str(parse_layers(cfg.features.layer, model)[0]),
+                    "pooling": cfg.features.pooling, "text": cfg.features.text,
+                    "data": cfg.data.source if cfg.data.source != "generated" else str(cfg.data.generated.dir),
+                    "sizes": {t.name: [len(t.splits[s]) for s in SPLITS] for t in tasks},
+                    "seconds": round(time.time() - t0, 1)},
+           "results": results,
+           "category_stats": {t.name: category_stats(t) for t in tasks}}
+    (out / "results.json").write_text(json.dumps(doc, indent=1))
+    report.build(doc, out)
+    print(f"[probe] report: {out / 'report.md'} ({doc['meta']['seconds']}s)")
+    return doc
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="probe")
+def main(cfg: DictConfig):
+    probe(cfg)
+
+
+if __name__ == "__main__":
+    main()
