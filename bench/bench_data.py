@@ -1,0 +1,120 @@
+"""Data-loading throughput: our pair stream vs open_clip's own webdataset pipeline
+(open_clip_train.data.get_wds_dataset), on the same shards, with the same preprocessing and
+tokenizer, in one run, interleaved (A B A B ...) so machine load hits both alike.
+
+    python bench/bench_data.py [--shards 'data/default/pairs/pairs-{000000..000007}.tar']
+                               [--model hnclip-tiny] [--workers 1] [--batches 40] [--rounds 3]
+    python bench/bench_data.py --metrics outputs/default/metrics.jsonl   # data time share
+
+Samples/s per worker counts decode + preprocess + tokenize + batching, after one warm-up
+batch (shuffle-buffer fill, worker start-up) per loader. Also reports how fast a resumed run
+replays consumed steps (ours skips preprocessing/tokenization while replaying)."""
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def ours(urls_str, preprocess, tokenizer, batch, workers, start_step=0):
+    from train.data import shards as S
+    from train.data.steps import StepSpec, StreamSpec, make_loader
+    spec = StepSpec(StreamSpec([S.expand(urls_str)], [1.0], resampled=True, shuffle_buffer=256),
+                    pairs_per_step=batch, set_items_per_step=0, seed=0)
+    it = iter(make_loader(spec, preprocess, tokenizer, workers, start_step))
+    return lambda: next(it)["pairs"]["images"].shape[0]
+
+
+def open_clip_wds(urls_str, preprocess, tokenizer, batch, workers):
+    from open_clip_train.data import get_wds_dataset
+    args = SimpleNamespace(train_data=urls_str, val_data=None, dataset_resampled=True,
+                           train_num_samples=10 ** 7, train_data_upsampling_factors=None,
+                           batch_size=batch, workers=workers, world_size=1, seed=0)
+    it = iter(get_wds_dataset(args, preprocess, is_train=True, epoch=0, tokenizer=tokenizer).dataloader)
+    return lambda: next(it)[0].shape[0]
+
+
+def timed(make, batches):
+    """-> samples/s over `batches` batches after one warm-up batch."""
+    nxt = make()
+    nxt()
+    t0, n = time.perf_counter(), 0
+    for _ in range(batches):
+        n += nxt()
+    return n / (time.perf_counter() - t0)
+
+
+def throughput(args):
+    import open_clip
+    import torch
+    torch.set_num_threads(1)  # one core per loader process, as in a real data worker
+    open_clip.add_model_config(ROOT / "train" / "model_configs")
+    _, preprocess, _ = open_clip.create_model_and_transforms(args.model)  # the train transform
+    tokenizer = open_clip.get_tokenizer(args.model)
+    per = max(1, args.workers)
+    res = {"ours": [], "open_clip": []}
+    for r in range(args.rounds):
+        res["ours"].append(timed(lambda: ours(args.shards, preprocess, tokenizer, args.batch, args.workers), args.batches) / per)
+        res["open_clip"].append(timed(lambda: open_clip_wds(args.shards, preprocess, tokenizer, args.batch, args.workers), args.batches) / per)
+        print(f"round {r}: ours {res['ours'][-1]:.0f}  open_clip {res['open_clip'][-1]:.0f} samples/s/worker", flush=True)
+    med = {k: statistics.median(v) for k, v in res.items()}
+    # resume replay: time to the first batch of a loader resuming at step R, minus a fresh one's
+    fresh = _first_batch(lambda: ours(args.shards, preprocess, tokenizer, args.batch, 0))
+    resumed = _first_batch(lambda: ours(args.shards, preprocess, tokenizer, args.batch, 0, args.replay_steps))
+    replay = args.replay_steps * args.batch / max(resumed - fresh, 1e-9)
+    out = {"shards": args.shards, "model": args.model, "batch": args.batch, "workers": args.workers,
+           "rounds": args.rounds, "batches": args.batches,
+           "ours_samples_per_s_per_worker": round(med["ours"]),
+           "open_clip_samples_per_s_per_worker": round(med["open_clip"]),
+           "ratio_ours_over_open_clip": round(med["ours"] / med["open_clip"], 3),
+           "resume_replay_samples_per_s": round(replay)}
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def _first_batch(make):
+    t0 = time.perf_counter()
+    make()()
+    return time.perf_counter() - t0
+
+
+def data_share(path, skip=5):
+    rows = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+    rows = [r for r in rows if "data_time" in r and "step_time" in r]
+    if len(rows) <= skip:
+        raise SystemExit(f"{path}: fewer than {skip + 1} steps with data_time/step_time")
+    steady = rows[skip:]  # the first steps include worker start-up and shuffle-buffer fill
+    d = sum(r["data_time"] for r in steady)
+    s = sum(r["step_time"] for r in steady)
+    out = {"metrics": str(path), "steps": len(steady), "skipped_first_steps": skip,
+           "data_time_share": round(d / s, 4),
+           "median_data_time_ms": round(1000 * statistics.median(r["data_time"] for r in steady), 2),
+           "median_step_time_ms": round(1000 * statistics.median(r["step_time"] for r in steady), 1),
+           "first_steps_data_time_s": [round(r["data_time"], 3) for r in rows[:skip]]}
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shards", default="data/default/pairs/pairs-{000000..000007}.tar")
+    ap.add_argument("--model", default="hnclip-tiny")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--batches", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--replay-steps", type=int, default=100)
+    ap.add_argument("--metrics", help="a training run's metrics.jsonl: report the data time share instead")
+    args = ap.parse_args(argv)
+    if args.metrics:
+        return data_share(args.metrics)
+    return throughput(args)
+
+
+if __name__ == "__main__":
+    main()
