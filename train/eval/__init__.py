@@ -60,15 +60,22 @@ def suite_options(eval_cfg, name):
     return opts
 
 
-def build_one(name, opts, batch_size=128, examples=0, data_root="data/default", tick=0):
+def check_options(name, opts):
+    """Type and keys of one suite's options (no file is opened). -> the suite type."""
     kind = opts.get("type", name)
     if kind not in BUILDERS:
         raise ValueError(f"eval suite '{name}': unknown type '{kind}'; known: {sorted(BUILDERS)}")
-    build, keys = BUILDERS[kind]
+    keys = BUILDERS[kind][1]
     unknown = set(opts) - set(keys) - set(COMMON)
     if unknown:
         raise ValueError(f"eval.suites.{name}: unknown key(s) {sorted(unknown)} for type {kind}; "
                          f"allowed: {sorted(keys + COMMON)}")
+    return kind
+
+
+def build_one(name, opts, batch_size=128, examples=0, data_root="data/default", tick=0):
+    kind = check_options(name, opts)
+    build = BUILDERS[kind][0]
     try:
         ev = build(opts, batch_size, examples, data_root)
     except KeyError as e:

@@ -1,0 +1,69 @@
+"""Held-out zero-shot and retrieval data for the embedded default, so a default run can watch
+zero-shot retention beside the SPEC scores (the users' question: did fine-grained gains cost
+zero-shot skill?).
+
+    python -m train.eval.demo_data --out data/diag
+
+Writes OUT/zeroshot/<class>/*.png (one procedural object on a background, the image-folder
+layout) and OUT/retrieval/pairs-{00000..00001}.tar (img2dataset layout). Background seeds start
+far above anything hn_data.make_default uses, so no image here is a training image."""
+import argparse
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from hn_data.backgrounds import background
+from hn_data.canvas import compose
+from hn_data.objects import CLASSES, cutout, fill_ratio
+
+SEED_OFFSET = 3_000_000_000
+
+
+def scene(rng, names, size, bg_seed):
+    items = []
+    for name in names:
+        side = int(np.sqrt(rng.uniform(0.06, 0.3) * size * size / fill_ratio(name)))
+        x0, y0 = (int(rng.integers(0, max(1, size - side))) for _ in range(2))
+        items.append((name, cutout(name, side, rng), (x0, y0)))
+    return compose(background(size, bg_seed), items).image
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="data/diag")
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--per-class", type=int, default=12)
+    ap.add_argument("--pairs", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    out, rng, classes = Path(args.out), np.random.default_rng(args.seed + 17), list(CLASSES)
+    bg = SEED_OFFSET
+    for c in classes:
+        (out / "zeroshot" / c).mkdir(parents=True, exist_ok=True)
+        for i in range(args.per_class):
+            bg += 1
+            scene(rng, [c], args.size, bg).save(out / "zeroshot" / c / f"{i:03d}.png")
+    (out / "retrieval").mkdir(parents=True, exist_ok=True)
+    per_shard = (args.pairs + 1) // 2
+    for s in range(2):
+        with tarfile.open(out / "retrieval" / f"pairs-{s:05d}.tar", "w") as tar:
+            for i in range(per_shard):
+                bg += 1
+                names = [classes[j] for j in rng.choice(len(classes), int(rng.integers(1, 3)), replace=False)]
+                buf = io.BytesIO()
+                scene(rng, names, args.size, bg).save(buf, format="JPEG", quality=95)
+                cap = "a photo of a " + " and a ".join(names)
+                key = f"{s:05d}{i:04d}"
+                for ext, data in (("jpg", buf.getvalue()), ("txt", cap.encode()),
+                                  ("json", json.dumps({"key": key, "caption": cap, "status": "success"}).encode())):
+                    info = tarfile.TarInfo(f"{key}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    print(f"wrote {len(classes)} x {args.per_class} zero-shot images and {2 * per_shard} pairs under {out}")
+
+
+if __name__ == "__main__":
+    main()
