@@ -12,9 +12,12 @@ from conftest import ROOT
 # product code carries no fault-injection switches.
 RUNNER = r'''
 import os, signal, sys
+sys.path.insert(0, os.getcwd())
 import train.trainer as T
 
 kill_at = int(os.environ.get("HNCLIP_TEST_KILL_AT", "-1"))
+# "step:rank": that rank sends itself SIGUSR1 after that many steps (a signal reaching one rank)
+signal_at = tuple(int(x) for x in os.environ.get("HNCLIP_TEST_SIGNAL_AT", "-1:-1").split(":"))
 nan_steps = {int(s) for s in os.environ.get("HNCLIP_TEST_NAN_STEPS", "").split(",") if s}
 current = [0]
 orig_fb = T.Trainer._forward_backward
@@ -22,6 +25,8 @@ def forward_backward(self, batches):
     current[0] = self.step + 1
     if self.step == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)  # no handler, no cleanup: like the OOM killer
+    if (self.step, self.rank) == signal_at:
+        os.kill(os.getpid(), signal.SIGUSR1)
     return orig_fb(self, batches)
 T.Trainer._forward_backward = forward_backward
 orig_fl = T.forward_losses
@@ -57,6 +62,26 @@ def run_trainer(overrides, kill_at=None, nan_steps=(), timeout=300, env=None):
     e.update(env or {})
     return subprocess.run([sys.executable, "-c", RUNNER, *overrides], cwd=ROOT, env=e,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def launch_trainer(tmp_path, overrides, processes=2, launch_args=(), env=None, timeout=400):
+    """`accelerate launch --multi_gpu --num_processes N` (gloo on CPU) of the fault runner."""
+    runner = Path(tmp_path) / "runner.py"
+    runner.write_text(RUNNER)
+    e = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    e.update(env or {})
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           *launch_args, str(runner), *overrides]
+    return subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
+
+
+def _free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def metric_rows(run_dir):

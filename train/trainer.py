@@ -187,7 +187,8 @@ class Trainer:
         while self.step < cfg.optim.steps:
             if D.any_rank(self.stop_signal is not None, self.device):
                 self.save()
-                raise StopRequested(f"signal {self.stop_signal}: checkpointed at step {self.step}")
+                who = f"signal {self.stop_signal}" if self.stop_signal else "a signal to another rank"
+                raise StopRequested(f"{who}: checkpointed at step {self.step}")
             t0 = time.perf_counter()
             batches = [next(it) for _ in range(accum)]
             data_time = time.perf_counter() - t0

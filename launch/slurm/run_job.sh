@@ -1,0 +1,56 @@
+# The body shared by train_1node.sbatch and train_multinode.sbatch (sourced in the batch
+# shell, on the job's first node). It starts one task per node, forwards SLURM's warning
+# signal to the trainers, and requeues the job when they checkpointed because of it.
+#
+# Why the dance: the batch shell gets the warning (--signal=B:USR1@N), but bash runs a trap
+# only between commands, never during a foreground `srun`; so srun runs in the background
+# and the shell `wait`s for it. The trainers checkpoint and exit 3 (train/main.py
+# REQUEUE_EXIT_CODE); then `scontrol requeue` puts the same job id back in the queue, and
+# the next attempt resumes from the latest checkpoint in the same run_dir (and continues
+# the same wandb run, whose id is kept in the run dir).
+set -uo pipefail
+
+MAX_RESTARTS=${HNCLIP_MAX_RESTARTS:-10}
+ATTEMPT=${SLURM_RESTART_COUNT:-0}
+NODE_TASK="$SLURM_SUBMIT_DIR/launch/slurm/node_task.sh"
+if [ ! -f "$NODE_TASK" ]; then
+    echo "[hnclip-slurm] $NODE_TASK not found: submit from the project root" >&2
+    exit 2
+fi
+echo "[hnclip-slurm] job $SLURM_JOB_ID attempt $((ATTEMPT + 1)) (restart cap $MAX_RESTARTS)" \
+     "on ${SLURM_JOB_NUM_NODES:-1} node(s): $SLURM_JOB_NODELIST; args: $*"
+
+got_warning=0
+child=""
+on_warning() {
+    got_warning=1
+    echo "[hnclip-slurm] warning signal: asking the trainers to checkpoint and stop"
+    # srun forwards the signal to every task on every node; node_task.sh makes the
+    # launchers ignore it, so only the trainers act on it
+    [ -n "$child" ] && kill -USR1 "$child" 2>/dev/null
+}
+trap on_warning USR1
+
+srun --ntasks-per-node=1 --nodes="${SLURM_JOB_NUM_NODES:-1}" --kill-on-bad-exit=1 \
+    bash "$NODE_TASK" "$@" &
+child=$!
+# `wait` returns early (status > 128) whenever a trapped signal arrives: wait again
+while kill -0 "$child" 2>/dev/null; do
+    wait "$child"
+done
+wait "$child"
+rc=$?
+
+# exit 3 = checkpointed on a signal. With several processes per node the launcher turns a
+# worker's 3 into its own failure code, so a received warning plus a non-zero exit counts too.
+if [ "$rc" -eq 3 ] || { [ "$got_warning" = 1 ] && [ "$rc" -ne 0 ]; }; then
+    if [ "$ATTEMPT" -lt "$MAX_RESTARTS" ]; then
+        echo "[hnclip-slurm] checkpointed (exit $rc): requeueing job $SLURM_JOB_ID"
+        scontrol requeue "$SLURM_JOB_ID"
+        exit 0
+    fi
+    echo "[hnclip-slurm] checkpointed (exit $rc) but the restart cap ($MAX_RESTARTS) is reached: not requeueing" >&2
+    exit 3
+fi
+echo "[hnclip-slurm] trainer exited with $rc"
+exit "$rc"

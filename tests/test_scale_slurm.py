@@ -1,0 +1,92 @@
+"""A real one-node SLURM (Debian's packages, started by launch/local_slurm.sh) runs the
+project's own launch/slurm/train_1node.sbatch; the job gets its warning signal mid-run, the
+trainer checkpoints, the script requeues the job, and the second attempt resumes and
+finishes with every step done exactly once.
+
+Needs root (to install and start SLURM). Without it the test is skipped, unless
+HNCLIP_REQUIRE_SLURM=1 (.ci/run sets it), in which case it fails."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+from scale_helpers import metric_rows, tiny_overrides
+from train import checkpoint as ckpt
+
+STEPS = 24
+
+
+def slurm_or_skip():
+    why = None
+    if os.geteuid() != 0 and not shutil.which("sbatch"):
+        why = "SLURM is not installed and installing it needs root"
+    else:
+        r = subprocess.run(["bash", str(ROOT / "launch/local_slurm.sh"), "start"],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            why = f"launch/local_slurm.sh start failed: {r.stderr[-1500:]}"
+    if why:
+        if os.environ.get("HNCLIP_REQUIRE_SLURM") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def job_state(job):
+    r = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True)
+    m = re.search(r"JobState=(\S+)", r.stdout)
+    return m.group(1) if m else "UNKNOWN"
+
+
+def wait_for(pred, timeout, what):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.slow
+def test_signal_requeue_resume_every_step_once(tiny_data, tmp_path):
+    slurm_or_skip()
+    run, out = tmp_path / "run", tmp_path / "slurm-%j.out"
+    env = ",".join(["ALL", "HNCLIP_ACCELERATE_CONFIG=launch/accelerate/1gpu.yaml",
+                    "HNCLIP_PROCS_PER_NODE=1", "WANDB_MODE=offline", "OMP_NUM_THREADS=1"])
+    over = tiny_overrides(tiny_data, run, steps=STEPS, **{"logger.wandb": "true"})
+    # the script's GPU/CPU requests are for real nodes; a command line option wins over #SBATCH
+    r = subprocess.run(["sbatch", "--parsable", "--gpus-per-node=0", "--cpus-per-task=1", "--mem=3G",
+                        f"--output={out}", f"--export={env}", "launch/slurm/train_1node.sbatch", *over],
+                       cwd=ROOT, capture_output=True, text=True, check=True)
+    job = r.stdout.strip().split(";")[0]
+    log = tmp_path / f"slurm-{job}.out"
+    try:
+        def trained_steps():
+            try:
+                return len([x for x in metric_rows(run) if "loss/total" in x])
+            except (FileNotFoundError, ValueError):
+                return 0
+        wait_for(lambda: trained_steps() >= 3, 240, "the first attempt's third step")
+        subprocess.run(["scancel", "-s", "USR1", "-b", job], check=True)  # what --signal=B:USR1@N sends
+        wait_for(lambda: job_state(job) in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 300,
+                 "the requeued job to finish")
+    finally:
+        subprocess.run(["scancel", job], capture_output=True)
+    text = log.read_text()
+    assert job_state(job) == "COMPLETED", text[-3000:]
+    assert "requeueing job" in text and "attempt 2" in text, text[-3000:]
+    m = re.search(r"resumed from \S+ at step (\d+)", text)
+    assert m and 3 <= int(m.group(1)) < STEPS, text[-3000:]
+    # every step trained exactly once over both attempts (progress lines, log_every=1)...
+    done = [int(s) for s in re.findall(rf"\[hnclip\] step (\d+)/{STEPS} ", text)]
+    assert sorted(done) == list(range(1, STEPS + 1)), done
+    # ...and logged exactly once
+    rows = [x["step"] for x in metric_rows(run) if "loss/total" in x]
+    assert rows == list(range(1, STEPS + 1))
+    final = ckpt.load(ckpt.latest(run))
+    assert final["step"] == STEPS and final["samples_seen"] == STEPS * 14
+    assert len(list((run / "wandb").glob("offline-run-*"))) >= 1 and (run / "wandb_id.txt").is_file()
