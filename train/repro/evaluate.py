@@ -1,0 +1,104 @@
+"""Score one model the same way for every row of the table:
+  - SPEC held-out sets (official layout, read by train.eval.spec's loader and scored with its
+    strict top-1 rule), per subset and direction, with a standard error over *sets* (queries of
+    one set share keys and are not independent, so the set is the sampling unit);
+  - object-class zero-shot: top-1 over the 14 class prompts "a photo of a <class>".
+
+    python -m train.repro.evaluate --weights W.bin --data D --out scores.json"""
+import argparse
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import open_clip
+import torch
+
+from train.eval.encode import encode_images, encode_texts
+from train.eval.spec import load_subset, strict_top1
+
+open_clip.add_model_config(Path(__file__).parent / "model_configs")
+MODEL = "hnclip-repro"
+
+
+def load_model(weights, name=MODEL):
+    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(weights))
+    model.eval()
+    return model, preprocess, open_clip.get_tokenizer(name)
+
+
+def mean_se(per_set):
+    """Mean (in %) and its standard error over sets."""
+    n = len(per_set)
+    m = sum(per_set) / n
+    var = sum((x - m) ** 2 for x in per_set) / max(n - 1, 1)
+    return 100 * m, 100 * math.sqrt(var / n)
+
+
+@torch.no_grad()
+def spec_scores(model, preprocess, tokenizer, root):
+    root = Path(root)
+    subsets = sorted(p.name for p in root.iterdir() if (p / "image2text.json").is_file())
+    if not subsets:
+        raise FileNotFoundError(f"no SPEC subsets (*/image2text.json) under {root}")
+    out = {}
+    for subset in subsets:
+        folder = root / subset
+        data = load_subset(folder)
+        paths = [str(folder / it["query"]) for it in data["image2text"]]
+        paths += [str(folder / k) for it in data["text2image"] for k in it["keys"]]
+        texts = [k for it in data["image2text"] for k in it["keys"]] + [it["query"] for it in data["text2image"]]
+        img = encode_images(model, preprocess, paths)
+        txt = encode_texts(model, tokenizer, texts)
+        for direction in ("image2text", "text2image"):
+            per_set = defaultdict(list)     # a set = the queries sharing one key list
+            for it in data[direction]:
+                if direction == "image2text":
+                    scores = torch.stack([txt[k] for k in it["keys"]]) @ img[str(folder / it["query"])]
+                else:
+                    scores = torch.stack([img[str(folder / k)] for k in it["keys"]]) @ txt[it["query"]]
+                per_set[tuple(it["keys"])].append(strict_top1(scores, it["label"]))
+            acc, se = mean_se([sum(v) / len(v) for v in per_set.values()])
+            d = "i2t" if direction == "image2text" else "t2i"
+            out[f"{subset}/{d}"], out[f"{subset}/{d}_se"] = acc, se
+            out[f"{subset}/n_sets"] = len(per_set)
+    for d in ("i2t", "t2i"):
+        out[f"mean/{d}"] = sum(out[f"{s}/{d}"] for s in subsets) / len(subsets)
+        out[f"mean/{d}_se"] = math.sqrt(sum(out[f"{s}/{d}_se"] ** 2 for s in subsets)) / len(subsets)
+    return out
+
+
+@torch.no_grad()
+def zeroshot_scores(model, preprocess, tokenizer, root):
+    root = Path(root)
+    meta = json.loads((root / "labels.json").read_text())
+    classes = meta["classes"]
+    prompts = [f"a photo of a {c}" for c in classes]
+    txt = encode_texts(model, tokenizer, prompts)
+    W = torch.stack([txt[p] for p in prompts])
+    paths = [str(root / it["image"]) for it in meta["items"]]
+    img = encode_images(model, preprocess, paths)
+    hits = [int((W @ img[p]).argmax()) == classes.index(it["label"]) for p, it in zip(paths, meta["items"])]
+    acc = sum(hits) / len(hits)
+    return {"zeroshot/acc": 100 * acc, "zeroshot/se": 100 * math.sqrt(acc * (1 - acc) / len(hits)),
+            "zeroshot/n": len(hits), "zeroshot/chance": 100 / len(classes)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    model, preprocess, tokenizer = load_model(args.weights)
+    scores = spec_scores(model, preprocess, tokenizer, Path(args.data) / "spec_heldout")
+    scores.update(zeroshot_scores(model, preprocess, tokenizer, Path(args.data) / "zeroshot"))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(scores, indent=2))
+    print(f"[repro] {args.weights}: SPEC I2T {scores['mean/i2t']:.1f} T2I {scores['mean/t2i']:.1f} "
+          f"zero-shot {scores['zeroshot/acc']:.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

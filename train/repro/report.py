@@ -1,0 +1,107 @@
+"""Assemble the scores of the four rows into Table-3-shaped markdown, a per-subset table, the
+claim checks and a bar chart.
+
+    python -m train.repro.report --scores DIR --out DIR   (DIR/scores/<variant>.json)"""
+import argparse
+import json
+from pathlib import Path
+
+ROWS = [("none", "CLIP (pre-trained, no fine-tuning)", "", ""),
+        ("hn", "+ L_hn", "", "✓"),
+        ("clip", "+ L_clip", "✓", ""),
+        ("both", "+ L_clip + λ·L_hn", "✓", "✓")]
+SUBSETS = ["absolute_size", "relative_size", "absolute_spatial", "relative_spatial", "existence", "count"]
+
+
+def pm(s, key):
+    return f"{s[key]:.1f} ± {s[key + '_se']:.1f}"
+
+
+def table3(scores):
+    lines = ["| config | L_clip | L_hn | SPEC I2T | SPEC T2I | zero-shot |",
+             "| --- | :-: | :-: | ---: | ---: | ---: |"]
+    for v, name, c, h in ROWS:
+        s = scores[v]
+        lines.append(f"| {name} | {c} | {h} | {pm(s, 'mean/i2t')} | {pm(s, 'mean/t2i')} | "
+                     f"{s['zeroshot/acc']:.1f} ± {s['zeroshot/se']:.1f} |")
+    return "\n".join(lines)
+
+
+def per_subset(scores):
+    head = "| subset (sets) | " + " | ".join(f"{name} I2T | {name} T2I" for _, name, _, _ in ROWS) + " |"
+    lines = [head, "| --- |" + " ---: |" * (2 * len(ROWS))]
+    for sub in SUBSETS + ["mean"]:
+        n = scores["none"].get(f"{sub}/n_sets", "")
+        cells = [f"{scores[v][f'{sub}/{d}']:.1f} ± {scores[v][f'{sub}/{d}_se']:.1f}"
+                 for v, *_ in ROWS for d in ("i2t", "t2i")]
+        lines.append(f"| {sub}{f' ({n})' if n else ''} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def claims(scores):
+    base, both, clip = scores["none"], scores["both"], scores["clip"]
+    out = []
+
+    def check(text, ok):
+        out.append(f"- [{'x' if ok else ' '}] {text}")
+    for d in ("i2t", "t2i"):
+        gain = both[f"mean/{d}"] - base[f"mean/{d}"]
+        check(f"combined row beats base by >= 20 points mean SPEC {d.upper()}: {gain:+.1f}", gain >= 20)
+    for sub in SUBSETS:
+        g = [both[f"{sub}/{d}"] - base[f"{sub}/{d}"] for d in ("i2t", "t2i")]
+        check(f"{sub} gains >= 5 points in the combined row: I2T {g[0]:+.1f}, T2I {g[1]:+.1f}", min(g) >= 5)
+    for d in ("i2t", "t2i"):
+        delta = clip[f"mean/{d}"] - base[f"mean/{d}"]
+        check(f"L_clip-only row within 2 points of base, mean SPEC {d.upper()}: {delta:+.1f}", abs(delta) <= 2)
+    dz = both["zeroshot/acc"] - base["zeroshot/acc"]
+    check(f"combined zero-shot within 2 points of base: {dz:+.1f} "
+          f"(base {base['zeroshot/acc']:.1f}, chance {base['zeroshot/chance']:.1f})", abs(dz) <= 2)
+    return "\n".join(out)
+
+
+def chart(scores, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+    x = np.arange(len(SUBSETS) + 1)
+    w = 0.2
+    for ax, d in zip(axes, ("i2t", "t2i")):
+        for k, (v, name, *_) in enumerate(ROWS):
+            keys = SUBSETS + ["mean"]
+            ys = [scores[v][f"{s}/{d}"] for s in keys]
+            es = [scores[v][f"{s}/{d}_se"] for s in keys]
+            ax.bar(x + (k - 1.5) * w, ys, w, yerr=es, capsize=2, label=name)
+        ax.set_xticks(x, [s.replace("_", "\n") for s in SUBSETS] + ["mean"], fontsize=8)
+        ax.set_title(f"held-out SPEC {d.upper()} accuracy (%), ± 1 s.e. over sets")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scores", required=True, help="folder holding <variant>.json")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--note", default="", help="a line saying how the numbers were made")
+    args = ap.parse_args(argv)
+    scores = {}
+    for v, *_ in ROWS:
+        path = Path(args.scores) / f"{v}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"missing scores for variant '{v}': {path}")
+        scores[v] = json.loads(path.read_text())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    chart(scores, out / "repro_chart.png")
+    md = (f"# Miniature SPEC Table 3\n\n{args.note}\n\n## Table 3 (mean over the six subsets)\n\n"
+          f"{table3(scores)}\n\n## Per subset\n\n{per_subset(scores)}\n\n## Claims\n\n{claims(scores)}\n")
+    (out / "repro_table.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
