@@ -1,0 +1,140 @@
+"""One benchmark arm for our trainer, run in its own process by bench/bench_train.py so each
+arm has a fresh heap (peak RSS) and the same thread pool.
+
+    python bench/arm_ours.py '<json params>' <result.json>
+
+It runs the real Trainer (train/trainer.py) for `steps` steps and reads the per-step wall
+and data times the trainer itself logs. mode 'memory' swaps the trainer's data loader for a
+cycle over batches already in memory: the same step code with no data loading (the
+compute-only bound). Afterwards it times the step's parts on in-memory batches and counts
+the model FLOPs of one step."""
+import itertools
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from bench.measure import steady_state  # noqa: E402
+
+
+def compose(p):
+    from hydra import compose as hcompose, initialize_config_dir
+    from train.config import validate
+    overrides = [f"model.name={p['model']}", "model.pretrained=null", f"model.precision={p['precision']}",
+                 f"data.root={p['data_root']}", f"data.pairs_per_step={p['pairs']}",
+                 f"data.set_items_per_step={p['set_items']}", f"data.workers={p['workers']}",
+                 f"optim.steps={p['steps']}", "optim.warmup_steps=0", "logger.wandb=false",
+                 "logger.log_every=100000", "eval.benchmarks=[]", "eval.every_steps=0",
+                 "checkpoint.every_steps=0", "checkpoint.resume=false", f"run_dir={p['run_dir']}"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return validate(hcompose(config_name="config", overrides=overrides))
+
+
+def prefetch(trainer, cfg, n):
+    """n real batches from the project's loader, in the main process."""
+    from train.data.steps import make_loader, spec_from_config
+    spec = spec_from_config(cfg.data, cfg.seed, 0, 1)
+    it = iter(make_loader(spec, trainer.preprocess_train, trainer.tokenizer, 0))
+    return [next(it) for _ in range(n)]
+
+
+class _Features(torch.nn.Module):
+    """Stands in for the model inside forward_losses so the loss is timed on its own."""
+    def __init__(self, img, txt, scale):
+        super().__init__()
+        self.out = (img, txt, scale)
+
+    def forward(self, image=None, text=None):
+        return self.out
+
+
+def step_parts(trainer, batches, reps):
+    """Median seconds of each part of the step, in the trainer's order, on in-memory batches.
+    Pairs and set items get separate forwards here so each has its own time."""
+    from train.step import forward_losses
+    model, opt, cfg = trainer.raw_model, trainer.optimizer, trainer.cfg
+    amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.model.precision == "bf16")
+    parts = defaultdict(list)
+    for i, b in zip(range(reps + 1), itertools.cycle(batches)):
+        t = [time.perf_counter()]
+        with amp():
+            pi, pt, scale = model(image=b["pairs"]["images"], text=b["pairs"]["tokens"])[:3]
+        t.append(time.perf_counter())
+        if "sets" in b:
+            with amp():
+                si, st = model(image=b["sets"]["images"], text=b["sets"]["tokens"])[:2]
+            pi, pt = torch.cat([pi, si]), torch.cat([pt, st])
+        t.append(time.perf_counter())
+        with amp():
+            loss, _ = forward_losses(_Features(pi, pt, scale), b, cfg.loss)
+        t.append(time.perf_counter())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t.append(time.perf_counter())
+        if hasattr(trainer, "_grads_finite"):
+            trainer._grads_finite()
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        t.append(time.perf_counter())
+        if i == 0:
+            continue  # warm-up
+        for name, a, z in zip(("encode_pairs", "encode_sets", "loss", "backward", "optimizer"), t, t[1:]):
+            parts[name].append(z - a)
+    return {k: sorted(v)[len(v) // 2] for k, v in parts.items()}
+
+
+def step_flops(trainer, batch):
+    """Model FLOPs of one training step (forward + backward, losses included). Attention runs
+    through the math kernel here because the counter has no formula for the CPU flash kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+    from train.step import forward_losses
+    model, cfg = trainer.raw_model, trainer.cfg
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        loss, _ = forward_losses(model, batch, cfg.loss)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def run(p):
+    import train.trainer as T
+    from train.metrics import read_metrics
+    cfg = compose(p)
+    trainer = T.Trainer(cfg)
+    batches = prefetch(trainer, cfg, p.get("memory_batches", 4))
+    if p["mode"] == "memory":
+        # the trainer's own loop, fed from memory: iter() of a cycle is the cycle itself
+        T.make_loader = lambda *a, **k: itertools.cycle(batches)
+    elif p["mode"] != "data":
+        raise ValueError(f"unknown mode {p['mode']!r}")
+    trainer.train()
+    rows = [r for r in read_metrics(cfg.run_dir) if "step_time" in r]
+    b0 = batches[0]
+    n_img = b0["pairs"]["images"].shape[0] + (b0["sets"]["images"].shape[0] if "sets" in b0 else 0)
+    n_txt = b0["pairs"]["tokens"].shape[0] + (b0["sets"]["tokens"].shape[0] if "sets" in b0 else 0)
+    out = steady_state([r["step_time"] for r in rows], [r["data_time"] for r in rows], n_img, p["warmup"])
+    out.update(images_per_step=n_img, captions_per_step=n_txt,
+               torch_threads=torch.get_num_threads(), optimizer=type(trainer.optimizer.optimizer
+                                                                    if hasattr(trainer.optimizer, "optimizer")
+                                                                    else trainer.optimizer).__name__)
+    if p.get("parts_reps", 0):
+        out["parts"] = step_parts(trainer, batches, p["parts_reps"])
+    out["flops_per_step"] = step_flops(trainer, b0)
+    return out
+
+
+if __name__ == "__main__":
+    params = json.loads(sys.argv[1])
+    result = run(params)
+    Path(sys.argv[2]).write_text(json.dumps(result, indent=2))

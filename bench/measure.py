@@ -1,0 +1,98 @@
+"""Small measuring pieces of the training benchmark, each a pure-ish function so the tests can
+check them: the machine's matmul peak, steady-state summaries of per-step timings, the loss's
+memory as a function of the global batch, and running a child process for its peak RSS."""
+import os
+import statistics
+import subprocess
+import time
+
+import torch
+
+
+def matmul_peak(dtype=torch.float32, n=2048, repeats=7):
+    """Median FLOP/s of an n x n matmul at the process's default thread count: the 'peak' that
+    model FLOPs/s is measured against (the same threads the trainers get)."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b  # warm-up: thread pool, oneDNN kernels
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def steady_state(step_times, data_times, samples_per_step, warmup):
+    """Summarise per-step wall times after `warmup` steps. samples/s is total samples over
+    total time (not a mean of rates, which over-weights fast steps)."""
+    if len(step_times) != len(data_times):
+        raise ValueError(f"{len(step_times)} step times but {len(data_times)} data times")
+    if len(step_times) <= warmup:
+        raise ValueError(f"only {len(step_times)} steps, need more than the {warmup} warm-up steps")
+    st, dt = step_times[warmup:], data_times[warmup:]
+    total = sum(st)
+    return {"steps": len(st), "step_s": total / len(st), "step_s_median": statistics.median(st),
+            "samples_per_s": samples_per_step * len(st) / total,
+            "data_share": sum(dt) / total}
+
+
+def run_with_rusage(cmd, env=None, cwd=None, log_path=None):
+    """Run cmd; return (returncode, output text, peak RSS in MiB, wall seconds). The RSS is
+    the child's own peak (wait4 also folds in its reaped descendants, e.g. data workers)."""
+    t = time.perf_counter()
+    with open(log_path or os.devnull, "w+") as log:
+        p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t
+        log.seek(0)
+        text = log.read() if log_path else ""
+    return p.returncode, text, ru.ru_maxrss / 1024, wall
+
+
+def synthetic_sets(n_items, k=3, offset=0, seed=0):
+    """A SetIndex of n_items images in sets of k (one caption per image, one-to-one), with
+    distinct content ids, numbered from item `offset` (as rank r of a job would see them)."""
+    from train.losses import SetIndex
+    i = torch.arange(n_items) + offset
+    sid = i // k
+    return SetIndex(img_set=sid, img_cap=i.clone(), img_key=i + 10 ** 6,
+                    cap_set=sid.clone(), cap_img=i.clone(), cap_key=i + 2 * 10 ** 6)
+
+
+def loss_memory(n_pairs, n_items, world, dim=128, pool="step"):
+    """Bytes saved for backward by rank 0's losses in a `world`-rank job with n_pairs pairs and
+    n_items set items per rank: local queries against gathered keys, exactly the tensors
+    train/step.py hands to clip_loss and hn_loss. Pure functions of tensors, so one process
+    can measure what one rank of a bigger job holds."""
+    from train.losses import clip_loss, hn_loss
+    g = torch.Generator().manual_seed(0)
+    feat = lambda n: torch.nn.functional.normalize(torch.randn(n, dim, generator=g), dim=-1).requires_grad_()
+    pi_all, pt_all = feat(n_pairs * world), feat(n_pairs * world)
+    si_all, sc_all = feat(n_items * world), feat(n_items * world)
+    scale = torch.tensor(10.0, requires_grad=True)
+    idx = synthetic_sets(n_items * world)
+
+    def losses():
+        total = clip_loss(pi_all[:n_pairs], pt_all[:n_pairs], pi_all, pt_all, scale, 0)
+        if n_items:
+            l_i2t, l_t2i = hn_loss(si_all[:n_items], sc_all[:n_items], si_all, sc_all, scale, idx,
+                                   0, 0, pool=pool)
+            total = total + 0.2 * (l_i2t + l_t2i)
+        return total
+
+    # the gathered features themselves are the step's activations, not the loss's: exclude
+    # them by counting only storages created inside the loss
+    inputs = {t.untyped_storage().data_ptr() for t in (pi_all, pt_all, si_all, sc_all, scale)}
+    storages = {}
+
+    def pack(t):
+        s = t.untyped_storage()
+        if s.data_ptr() not in inputs:
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        losses()
+    return sum(storages.values())
