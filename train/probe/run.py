@@ -98,8 +98,8 @@ def run_task(task, model, preprocess, tokenizer, cfg, log=print):
         log(f"[probe] {task.name:5s} {mode:8s} {head:6s} layer {str(layer):5s} lr {res.lr:.0e} "
             f"epoch {res.epoch:3d} val {res.val:.4f} test {res.test:.4f}")
 
-    def settings(lrs):
-        return Settings(lrs=list(lrs), max_epochs=s_cfg.max_epochs, patience=s_cfg.patience,
+    def settings(lrs, max_epochs):
+        return Settings(lrs=list(lrs), max_epochs=max_epochs, patience=s_cfg.patience,
                         batch_size=s_cfg.batch_size, weight_decay=s_cfg.weight_decay,
                         warmup=s_cfg.warmup, w_giou=cfg.box_loss.giou, w_l1=cfg.box_loss.l1, seed=cfg.seed)
 
@@ -109,7 +109,7 @@ def run_task(task, model, preprocess, tokenizer, cfg, log=print):
         std = Standardize(tr.mean(0), tr.std(0))
         make = lambda: ProbeModel(Probe(head, table.shape[1], d_txt, d_out, cfg.hidden, cfg.rank),
                                   std, make_text(), table=table)
-        record("frozen", head, layer, search(make, data, kind, settings(s_cfg.lrs_frozen)))
+        record("frozen", head, layer, search(make, data, kind, settings(s_cfg.lrs_frozen, s_cfg.max_epochs)))
 
     results.append({**chance(kind, data), "task": task.name})
     if "frozen" in cfg.modes:
@@ -139,5 +139,5 @@ def run_task(task, model, preprocess, tokenizer, cfg, log=print):
             return make
 
         for head in cfg.unfrozen_heads:
-            record("unfrozen", head, main_layer, search(make_joint(head), data, kind, settings(s_cfg.lrs_unfrozen)))
+            record("unfrozen", head, main_layer, search(make_joint(head), data, kind, settings(s_cfg.lrs_unfrozen, s_cfg.max_epochs_unfrozen)))
     return results
