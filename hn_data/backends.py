@@ -11,6 +11,11 @@ A backend provides the engine's model-dependent stages:
 Stage 3 (arrangement with the concept controlled) is backend-free: hn_data.concepts."""
 
 
+class RejectedSample(Exception):
+    """A stage could not produce a usable piece (no detection, empty mask): the set is
+    rejected and counted like a failed measurement, never written."""
+
+
 def make_backend(name: str = "procedural", **options):
     if name == "procedural":
         from .backend_procedural import ProceduralBackend

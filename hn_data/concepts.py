@@ -146,6 +146,14 @@ def build(subset: str, rng: np.random.Generator, size: int, bg_seed: int, classe
 
     backend: stages 1-2 and 4 (default: procedural); instance(name, rng) -> instance id
     (the engine passes one that draws from the split's own instance pool)."""
+    from .backends import RejectedSample
+    try:
+        return _build(subset, rng, size, bg_seed, classes, backend, instance)
+    except RejectedSample:
+        return None
+
+
+def _build(subset, rng, size, bg_seed, classes, backend, instance):
     from .canvas import compose
     if backend is None:
         from .backends import make_backend
