@@ -7,7 +7,8 @@ one case uneven image and pair counts), runs train.step.forward_losses through a
 DistributedDataParallel-wrapped tiny CLIP (accelerate's `prepare` wraps the model in exactly
 this DDP), backpropagates, and saves the rank-averaged logs and the parameter gradients. The
 test recomputes everything in one process on the concatenated batch. Afterwards both ranks
-get bad input on ONE rank only and must raise together (no rank left hanging)."""
+get bad input on ONE rank only and must raise together (no rank left hanging), and, when
+DeepSpeed is installed, the default case runs again under DeepSpeed ZeRO."""
 import os
 import sys
 from dataclasses import replace
@@ -41,21 +42,21 @@ CASES = {
 
 class TinyCLIP(torch.nn.Module):
     """The open_clip CLIP interface (normalised features, exp'd logit scale) in a few weights."""
-    def __init__(self):
+    def __init__(self, scale_shape=()):
         super().__init__()
         self.visual = torch.nn.Sequential(torch.nn.Linear(IMG_DIM, 10), torch.nn.Tanh(), torch.nn.Linear(10, 6))
         self.token_embedding = torch.nn.Embedding(VOCAB, 10)
         self.text_projection = torch.nn.Linear(10, 6)
-        self.logit_scale = torch.nn.Parameter(torch.tensor(2.5))
+        self.logit_scale = torch.nn.Parameter(torch.full(scale_shape, 2.5))
 
     def forward(self, image, text):
         txt = self.text_projection(torch.tanh(self.token_embedding(text).mean(1)))
         return F.normalize(self.visual(image), dim=-1), F.normalize(txt, dim=-1), self.logit_scale.exp()
 
 
-def make_model(dtype):
+def make_model(dtype, scale_shape=()):
     torch.manual_seed(0)
-    return TinyCLIP().to(dtype)
+    return TinyCLIP(scale_shape).to(dtype)
 
 
 def rank_batch(case, r, dtype):
@@ -145,6 +146,40 @@ def bad_input_round(r, out):
     return results
 
 
+def deepspeed_stages():
+    """DeepSpeed is an optional extra: exercised when installed. HNCLIP_TEST_DEEPSPEED lists
+    the ZeRO stages ("2" by default, to stay in the test budget; "2,3" for both; "off")."""
+    import importlib.util
+    want = os.environ.get("HNCLIP_TEST_DEEPSPEED", "2")
+    if want == "off" or importlib.util.find_spec("deepspeed") is None:
+        return []
+    return [int(x) for x in want.split(",")]
+
+
+def deepspeed_round(r):
+    """The default case under DeepSpeed ZeRO (float32, DeepSpeed's own gradient reduction
+    instead of DDP's): logs and full gradients via deepspeed.utils.safe_get_full_grad.
+    logit_scale gets shape (1,) here: DeepSpeed 0.19.8 cannot broadcast 0-dim parameters
+    (`view(torch.uint8)` in engine._broadcast_model), as open_clip's own logit_scale is."""
+    import deepspeed
+    from deepspeed.utils import safe_get_full_grad
+    results = {}
+    for stage in deepspeed_stages():
+        model = make_model(torch.float32, scale_shape=(1,))
+        cfg = {"train_micro_batch_size_per_gpu": 1, "gradient_accumulation_steps": 1,
+               "zero_optimization": {"stage": stage}, "zero_allow_untested_optimizer": True,
+               "gradient_clipping": 0.0}    # DeepSpeed clips at 1.0 unless told otherwise
+        engine, *_ = deepspeed.initialize(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
+                                          config=cfg)
+        total, logs = forward_losses(engine, rank_batch("f32_default", r, torch.float32), loss_cfg("f32_default"))
+        engine.backward(total)
+        grads = {n: safe_get_full_grad(p).detach().clone() for n, p in engine.module.named_parameters()}
+        results[f"zero{stage}"] = ({k: D.mean_over_ranks(v) for k, v in logs.items()}, grads)
+        engine.step()
+        engine.destroy()
+    return results
+
+
 def main():
     out = Path(sys.argv[1])
     dist.init_process_group("gloo")
@@ -156,6 +191,8 @@ def main():
         results[case] = run_case(model, rank_batch(case, r, dtype), case)
     results["bad_input"] = bad_input_round(r, out)
     torch.save(results, out / f"rank{r}.pt")
+    if deepspeed_stages():
+        torch.save(deepspeed_round(r), out / f"deepspeed_rank{r}.pt")
     dist.destroy_process_group()
 
 

@@ -22,7 +22,10 @@ def two_ranks(tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
-    return [torch.load(out / f"rank{k}.pt") for k in range(2)]
+    ranks = [torch.load(out / f"rank{k}.pt") for k in range(2)]
+    if W.deepspeed_stages():
+        ranks += [torch.load(out / f"deepspeed_rank{k}.pt") for k in range(2)]
+    return ranks
 
 
 def _rel(a, b):
@@ -63,3 +66,19 @@ def test_bad_input_on_one_rank_stops_both(two_ranks):
     assert a["nan_image"].startswith("NonFiniteFeatures: non-finite set_image_features")
     assert "has 1 caption(s); a set needs at least 2" in a["one_caption_set"]
     assert "lies outside its set" in a["caption_outside_set"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [2, 3])
+def test_deepspeed_equals_one_process(two_ranks, stage):
+    # DeepSpeed reduces gradients itself (no DDP): the gather's backward and the count
+    # weighting must give the global-batch gradient there too
+    if stage not in W.deepspeed_stages():
+        pytest.skip(f"ZeRO-{stage} not run: deepspeed not installed or not in HNCLIP_TEST_DEEPSPEED")
+    model = W.make_model(torch.float32, scale_shape=(1,))
+    logs, grads = W.run_case(model, W.global_batch("f32_default", torch.float32), "f32_default")
+    for r in range(2):
+        rank_logs, rank_grads = two_ranks[2 + r][f"zero{stage}"]
+        assert _rel(rank_logs["loss/total"], logs["loss/total"]) < 1e-5
+        for n, g in grads.items():
+            assert _rel(rank_grads[n], g) < 1e-5, (n, _rel(rank_grads[n], g))
