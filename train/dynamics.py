@@ -134,14 +134,15 @@ def write_report(run_dir, hist=None, pattern=None, out=None):
     return {"png": png, "report": out / "report.md", "skills": skills, "tau": taus}
 
 
-def history_from_checkpoints(run_dir, benchmarks=None, overrides=()):
-    """Evaluate every trainer checkpoint of the run (and its final export) with the run's eval config."""
+def history_from_checkpoints(run_dir, benchmarks=None, overrides=(), eval_name=None):
+    """Evaluate every trainer checkpoint of the run with the run's eval config (or conf/eval/<eval_name>)."""
     from omegaconf import OmegaConf
     from train import checkpoint as ckpt
     from train.eval.load import eval_config, load, run_config
     from train.evaluate import evaluate
     cfg = run_config(run_dir)
-    ecfg = OmegaConf.merge(eval_config("default"), cfg.eval, OmegaConf.from_dotlist(list(overrides)))
+    ecfg = (eval_config(eval_name, overrides) if eval_name else
+            OmegaConf.merge(eval_config("default"), cfg.eval, OmegaConf.from_dotlist(list(overrides))))
     points = [(int(p.name.split("-")[1]), p) for p in ckpt.checkpoints(run_dir)]
     if not points:
         raise FileNotFoundError(f"{run_dir}/checkpoints: no step-*/trainer.pt to evaluate")
@@ -157,11 +158,12 @@ def main(argv=None):
     ap.add_argument("run_dir")
     ap.add_argument("--checkpoints", action="store_true", help="evaluate the run's checkpoints instead of reading metrics.jsonl")
     ap.add_argument("--benchmarks", nargs="*", default=None)
+    ap.add_argument("--eval", default=None, help="with --checkpoints: conf/eval/<name>.yaml instead of the run's eval config")
     ap.add_argument("--skills", default=None, help="regex selecting skills, e.g. 'spec/.*/i2t|cls'")
     ap.add_argument("--out", default=None)
     ap.add_argument("overrides", nargs="*", help="eval config overrides (with --checkpoints)")
     args = ap.parse_args(argv)
-    hist = history_from_checkpoints(args.run_dir, args.benchmarks, args.overrides) if args.checkpoints else None
+    hist = history_from_checkpoints(args.run_dir, args.benchmarks, args.overrides, args.eval) if args.checkpoints else None
     rep = write_report(args.run_dir, hist, args.skills, args.out)
     print(rep["report"].read_text())
     print(f"[dynamics] wrote {rep['png']} and {rep['report']}")

@@ -38,5 +38,9 @@ def markdown(results, title=None):
         if k.split("/")[-1] in COUNTERS:
             continue
         ref = REFERENCE.get(k, {})
-        lines.append(f"| {k} | {res[k]:.1f} | " + " | ".join(f"{ref[m]:g}" if m in ref else "—" for m in MODELS) + " |")
+        lines.append(f"| {k} | {res[k]:.1f} | " + " | ".join(_num(ref[m]) if m in ref else "—" for m in MODELS) + " |")
     return "\n".join(lines)
+
+
+def _num(v):
+    return f"{v:.1f}" if round(v, 1) == v else f"{v:g}"
