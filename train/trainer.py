@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from . import checkpoint as ckpt
 from . import distributed as D
 from . import models
+from . import text_trim
 from .accumulate import accumulated_passes
 from .config import to_yaml
 from .data.steps import make_loader, spec_from_config
@@ -52,21 +53,34 @@ def uses_deepspeed(acc) -> bool:
     return getattr(acc.state, "deepspeed_plugin", None) is not None
 
 
-def configure_deepspeed(acc, cfg):
-    """Fill the batch sizes DeepSpeed insists on (we hand it no dataloader to infer them
-    from) and refuse what our loop cannot do under it."""
-    ds = acc.state.deepspeed_plugin.deepspeed_config
+def fill_deepspeed_config(ds: dict, cfg, world: int) -> dict:
+    """Fill the "auto" values DeepSpeed insists on (we hand it no dataloader to infer batch
+    sizes from) and refuse what our loop cannot do under it. Edits ds in place."""
     if cfg.optim.accum_steps != 1:
         raise ValueError("optim.accum_steps > 1 is not supported with DeepSpeed: its engine steps "
                          "inside backward(); use more GPUs or ZeRO-3 to fit a bigger batch instead")
+    if ds.get("gradient_accumulation_steps", 1) not in (1, "auto"):
+        raise ValueError("gradient_accumulation_steps must be 1 in the DeepSpeed config: "
+                         "one optimizer step per trainer step (see docs/scale.md)")
     micro = cfg.data.pairs_per_step + cfg.data.set_items_per_step
     for key, value in (("train_micro_batch_size_per_gpu", micro), ("gradient_accumulation_steps", 1),
-                       ("train_batch_size", micro * D.world_size() if D.is_initialized() else micro)):
+                       ("train_batch_size", micro * world)):
         if ds.get(key, "auto") == "auto":
             ds[key] = value
     # the engine clips (our clip_grad_norm_ is not called under DeepSpeed)
     if ds.get("gradient_clipping", "auto") == "auto":
         ds["gradient_clipping"] = cfg.optim.grad_clip
+    return ds
+
+
+def scalars_as_vectors(model):
+    """DeepSpeed 0.19 broadcasts parameters through a uint8 view, which fails for 0-d tensors
+    (CLIP's logit_scale): give them shape [1]. Broadcasting in the losses is unaffected;
+    _plain_copy() restores open_clip's shapes for evaluation and export."""
+    for name, p in list(model.named_parameters()):
+        if p.ndim == 0:
+            owner = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+            setattr(owner, name.rpartition(".")[2], torch.nn.Parameter(p.data.reshape(1), p.requires_grad))
 
 
 class Trainer:
@@ -91,13 +105,25 @@ class Trainer:
         m = cfg.model
         model, self.preprocess_train, self.preprocess_val, self.tokenizer = models.create(m.name, m.pretrained)
         models.lock_towers(model, m)
-        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                           betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps)
+        # the text tower runs only as long as the step's longest caption (same result, less work)
+        self.trim_text = text_trim.enable(model)
         if self.deepspeed:
-            configure_deepspeed(self.acc, cfg)
+            scalars_as_vectors(model)  # before the optimizer takes references to the parameters
+        self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                           betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps,
+                                           # one fused kernel over all parameters: 4-10x faster than
+                                           # the per-tensor loop on CPU; DeepSpeed brings its own
+                                           fused=None if self.deepspeed else True)
+        # DeepSpeed's bf16 casts the weights themselves; autocast then makes the fp32 inputs match
+        self.bf16 = m.precision == "bf16"
+        if self.deepspeed:
+            ds = self.acc.state.deepspeed_plugin.deepspeed_config
+            fill_deepspeed_config(ds, cfg, self.world)
+            self.bf16 = self.bf16 or bool(ds.get("bf16", {}).get("enabled", False))
         self.model, self.optimizer = self.acc.prepare(model, self.optimizer)
         if m.compile:
             self.model = torch.compile(self.model)
+        self._plain = None  # DeepSpeed: a plain copy of the model for evaluation and export
         self.step = 0
         self.samples_seen = 0
         self.nonfinite_total = 0
@@ -108,7 +134,31 @@ class Trainer:
 
     @property
     def raw_model(self):
+        if self._plain is not None:
+            return self._plain
         return self.acc.unwrap_model(self.model)
+
+    def _plain_copy(self):
+        """DeepSpeed only, every rank calls it: a plain fp32 open_clip model with the current
+        weights on rank 0 (None elsewhere). ZeRO-3 shards the weights and hooks every forward
+        into collectives, so rank 0 could not run the evaluators on the engine's module alone;
+        ZeRO-1/2 keep bf16 weights with 1-element scalars."""
+        state = self.acc.get_state_dict(self.model)  # ZeRO-3: gathered onto rank 0
+        if not self.is_main:
+            return None
+        model = models.create(self.cfg.model.name, None)[0]
+        shapes = {k: v.shape for k, v in model.state_dict().items()}
+        model.load_state_dict({k: v.float().reshape(shapes[k]) for k, v in state.items()})
+        return model.to(self.device)
+
+    def _evaluate_any(self):
+        if not self.deepspeed:
+            return self.evaluate()
+        self._plain = self._plain_copy()
+        try:
+            return self.evaluate()
+        finally:
+            self._plain = None
 
     # -- checkpoints -------------------------------------------------------------------
     def state_dict(self):
@@ -192,6 +242,8 @@ class Trainer:
             t0 = time.perf_counter()
             batches = [next(it) for _ in range(accum)]
             data_time = time.perf_counter() - t0
+            if self.trim_text:
+                batches = text_trim.trim_batches(batches)
             for b in batches:
                 skipped_window.update(b.get("skipped", {}))
             lr = lr_at(self.step, cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.schedule)
@@ -220,7 +272,9 @@ class Trainer:
             t_now = time.perf_counter()
             step_time, t_last = t_now - t_last, t_now
             if finite:
-                logs = {k: float(D.mean_over_ranks(v)) for k, v in logs.items()}
+                # one collective and one host sync for all the step's scalars, not one per value
+                values = [torch.as_tensor(v, dtype=torch.float32, device=self.device).reshape(()) for v in logs.values()]
+                logs = dict(zip(logs, D.mean_over_ranks(torch.stack(values)).tolist())) if values else {}
             else:  # the ranks' log keys may differ on a failed step: no collective here
                 logs = {"loss/total": float("nan")}
             logs.update({"lr": lr, "samples_per_s": n_local * self.world / step_time,
@@ -247,12 +301,16 @@ class Trainer:
                     and self.step < cfg.optim.steps and nonfinite_in_row == 0):
                 self.save()
             if cfg.eval.every_steps and self.step % cfg.eval.every_steps == 0 and self.step < cfg.optim.steps:
-                self.evaluate()
+                self._evaluate_any()
         self.save()
+        if self.deepspeed:
+            # training is over: evaluation and the export get a plain fp32 model (values are
+            # the engine's bf16 working copy, see docs/scale.md)
+            self._plain = self._plain_copy()
         return self.finish()
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.model.precision == "bf16")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _forward(self, fn):
         """Run a forward; a FloatingPointError (non-finite features reached the loss) becomes
