@@ -64,16 +64,19 @@ def run_trainer(overrides, kill_at=None, nan_steps=(), timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def launch_trainer(tmp_path, overrides, processes=2, launch_args=(), env=None, timeout=400):
-    """`accelerate launch --multi_gpu --num_processes N` (gloo on CPU) of the fault runner."""
+DDP_ARGS = ("--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no")
+
+
+def launch_trainer(tmp_path, overrides, processes=2, launch_args=DDP_ARGS, env=None, timeout=400):
+    """`accelerate launch --multi_gpu --num_processes N` (gloo on CPU) of the fault runner;
+    launch_args replace the --multi_gpu... flags (e.g. a DeepSpeed --config_file)."""
     runner = Path(tmp_path) / "runner.py"
     runner.write_text(RUNNER)
     e = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
     e.update(env or {})
     accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-           *launch_args, str(runner), *overrides]
+    cmd = [str(accelerate), "launch", *launch_args, "--num_processes", str(processes), "--num_machines", "1",
+           "--main_process_port", str(_free_port()), str(runner), *overrides]
     return subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=timeout)
 
 
