@@ -76,21 +76,21 @@ def probe(cfg: DictConfig):
     t0 = time.time()
     tasks = build_tasks(cfg)
     model, preprocess, tokenizer = load_backbone(cfg.model.name, cfg.model.pretrained, cfg.seed)
-    results = []
-    for task in tasks:
-        results += run_task(task, model, preprocess, tokenizer, cfg)
     m = cfg.model
     label = m.label or (m.name if not m.pretrained else f"{m.name} ({m.pretrained})")
     doc = {"meta": {"label": label, "model": m.name, "pretrained": m.pretrained,
                     "main_layer": str(parse_layers(cfg.features.layer, model)[0]),
                     "pooling": cfg.features.pooling, "text": cfg.features.text,
                     "data": cfg.data.source if cfg.data.source != "generated" else str(cfg.data.generated.dir),
-                    "sizes": {t.name: [len(t.splits[s]) for s in SPLITS] for t in tasks},
-                    "seconds": round(time.time() - t0, 1)},
-           "results": results,
+                    "sizes": {t.name: [len(t.splits[s]) for s in SPLITS] for t in tasks}},
+           "results": [],
            "category_stats": {t.name: category_stats(t) for t in tasks}}
-    (out / "results.json").write_text(json.dumps(doc, indent=1))
-    report.build(doc, out)
+    for task in tasks:
+        doc["results"] += run_task(task, model, preprocess, tokenizer, cfg)
+        # written after every task, so a long run that is stopped still leaves its finished tasks
+        doc["meta"]["seconds"] = round(time.time() - t0, 1)
+        (out / "results.json").write_text(json.dumps(doc, indent=1))
+        report.build(doc, out)
     print(f"[probe] report: {out / 'report.md'} ({doc['meta']['seconds']}s)")
     return doc
 
