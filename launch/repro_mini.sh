@@ -18,11 +18,11 @@ OUT=${1:-outputs/repro_mini}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-500}
 PRETRAIN_LR=${PRETRAIN_LR:-1e-3}
 PRETRAIN_PAIRS=${PRETRAIN_PAIRS:-96}
-FINETUNE_STEPS=${FINETUNE_STEPS:-300}
+FINETUNE_STEPS=${FINETUNE_STEPS:-250}
 # the calibration: fine-tuning a model trained from scratch needs an LR near the pre-training one
 FINETUNE_LR=${FINETUNE_LR:-1e-3}
 LAMBDA=${LAMBDA:-1.0}
-PAIRS_PER_STEP=${PAIRS_PER_STEP:-64}
+PAIRS_PER_STEP=${PAIRS_PER_STEP:-48}
 SET_ITEMS_PER_STEP=${SET_ITEMS_PER_STEP:-64}
 PRECISION=${PRECISION:-bf16}
 # tiny models do not profit from a second thread while a data worker shares the two cores
@@ -60,12 +60,14 @@ done
 for p in "${pids[@]}"; do wait "$p" || { echo "[repro_mini] a fine-tuning failed, see $OUT/*.log" >&2; exit 1; }; done
 
 stamp "evaluating"
-$PY -m train.repro.evaluate --weights "$BASE" --data "$OUT/data" --out "$OUT/scores/none.json"
-for v in hn clip both; do
-  $PY -m train.repro.evaluate --weights "$OUT/$v/final/open_clip_pytorch_model.bin" \
-    --data "$OUT/data" --out "$OUT/scores/$v.json"
+pids=()
+for v in none hn clip both; do
+  w="$OUT/$v/final/open_clip_pytorch_model.bin"; [ "$v" = none ] && w="$BASE"
+  $PY -m train.repro.evaluate --weights "$w" --data "$OUT/data" --out "$OUT/scores/$v.json" &
+  pids+=($!)
 done
-NOTE="Made by \`launch/repro_mini.sh\` in $(( ($(date +%s) - T0) / 60 )) min: pre-training $PRETRAIN_STEPS steps \
+for p in "${pids[@]}"; do wait "$p" || { echo "[repro_mini] an evaluation failed" >&2; exit 1; }; done
+NOTE="Made by \`launch/repro_mini.sh\` (this invocation: $(( ($(date +%s) - T0) / 60 )) min): pre-training $PRETRAIN_STEPS steps \
 (lr $PRETRAIN_LR, $PRETRAIN_PAIRS pairs/step); each fine-tuning $FINETUNE_STEPS steps (lr $FINETUNE_LR, \
 $PAIRS_PER_STEP pairs + $SET_ITEMS_PER_STEP set items/step, lambda $LAMBDA)."
 $PY -m train.repro.report --scores "$OUT/scores" --out "$OUT/report" --note "$NOTE"
