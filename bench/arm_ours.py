@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from bench.measure import steady_state  # noqa: E402
+from train import text_trim  # noqa: E402
 
 
 def compose(p):
@@ -62,6 +63,8 @@ def step_parts(trainer, batches, reps):
     model, opt, cfg = trainer.raw_model, trainer.optimizer, trainer.cfg
     amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.model.precision == "bf16")
     parts = defaultdict(list)
+    if getattr(trainer, "trim_text", False):
+        batches = [text_trim.trim_batches([b])[0] for b in batches]
     for i, b in zip(range(reps + 1), itertools.cycle(batches)):
         t = [time.perf_counter()]
         with amp():
@@ -94,8 +97,9 @@ def step_parts(trainer, batches, reps):
 
 
 def step_flops(trainer, batch):
-    """Model FLOPs of one training step (forward + backward, losses included). Attention runs
-    through the math kernel here because the counter has no formula for the CPU flash kernel."""
+    """Model FLOPs of one training step (forward + backward, losses included) on this batch as
+    given (full-length or trimmed tokens). Attention runs through the math kernel here because
+    the counter has no formula for the CPU flash kernel."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
     from train.step import forward_losses
@@ -130,7 +134,12 @@ def run(p):
                                                                     else trainer.optimizer).__name__)
     if p.get("parts_reps", 0):
         out["parts"] = step_parts(trainer, batches, p["parts_reps"])
-    out["flops_per_step"] = step_flops(trainer, b0)
+    # FLOPs as executed (text cut to the longest caption when the trainer does that) and with
+    # full-length text, which is what open_clip's trainer executes on the same batch
+    out["flops_per_step_full_text"] = step_flops(trainer, b0)
+    trimmed = text_trim.trim_batches([b0])[0] if getattr(trainer, "trim_text", False) else b0
+    out["flops_per_step"] = step_flops(trainer, trimmed)
+    out["text_tokens"] = [int(b0["pairs"]["tokens"].shape[1]), int(trimmed["pairs"]["tokens"].shape[1])]
     return out
 
 

@@ -98,13 +98,14 @@ def summarize(rounds, peaks, a):
         last = next(r[n] for r in reversed(rounds) if n in r)
         s = {k: median_of(rounds, n, k) for k in ("samples_per_s", "step_s", "data_share")}
         s.update({k: last.get(k) for k in ("model", "precision", "batch", "set_items", "images_per_step",
-                                           "captions_per_step", "parts", "optimizer", "flops_per_step")})
+                                           "captions_per_step", "parts", "optimizer", "flops_per_step",
+                                           "flops_per_step_full_text", "text_tokens")})
         s["peak_rss_mib"] = max(r[n]["peak_rss_mib"] for r in rounds if n in r)
         arms[n] = s
     # open_clip runs the same model on the same batch: it does the same FLOPs per step as ours
     for oc, ours in (("open_clip", "ours_pairs"), ("vit_open_clip", "vit_ours")):
         if oc in arms and ours in arms:
-            arms[oc]["flops_per_step"] = arms[ours]["flops_per_step"]
+            arms[oc]["flops_per_step"] = arms[ours].get("flops_per_step_full_text") or arms[ours]["flops_per_step"]
     for s in arms.values():
         if s.get("flops_per_step") and s["step_s"]:
             peak = peaks["bf16" if s["precision"] == "bf16" else "fp32"]

@@ -1,0 +1,50 @@
+"""The text tower cut to the step's longest caption (train/text_trim.py) gives the same
+features and gradients as the full context, and leaves models it does not hold for alone."""
+import copy
+
+import torch
+
+from train import models, text_trim
+
+
+def _tiny():
+    torch.manual_seed(0)
+    model, _, _, tok = models.create("hnclip-tiny")
+    return model.double(), tok
+
+
+def test_trimmed_text_has_the_same_features_and_gradients():
+    model, tok = _tiny()
+    trimmed = copy.deepcopy(model)
+    assert text_trim.enable(trimmed)
+    tokens = tok(["a photo of a box", "the pizza is bigger than the sandwich in the picture"])
+    cut = text_trim.trim_batches([{"pairs": {"tokens": tokens}}])[0]["pairs"]["tokens"]
+    assert cut.shape[1] < tokens.shape[1]
+    full_f, cut_f = model.encode_text(tokens), trimmed.encode_text(cut)
+    torch.testing.assert_close(cut_f, full_f, rtol=1e-12, atol=1e-12)
+    (full_f ** 2).sum().backward()
+    (cut_f ** 2).sum().backward()
+    for (name, p), q in zip(model.named_parameters(), trimmed.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12, msg=name)
+    # full-length input still works after enable (evaluation passes untrimmed tokens)
+    torch.testing.assert_close(trimmed.encode_text(tokens), full_f, rtol=1e-12, atol=1e-12)
+
+
+def test_trim_batches_cuts_pairs_and_sets_of_a_step_to_one_length():
+    _, tok = _tiny()
+    short, long = tok(["a box"] * 2), tok(["there are three snowboards and two kites in the image"] * 3)
+    step = [{"pairs": {"tokens": short, "images": 1}, "sets": {"tokens": long, "images": 2}},
+            {"pairs": {"tokens": short, "images": 3}}]
+    out = text_trim.trim_batches(step)
+    n = int(long.argmax(-1).max()) + 1
+    assert [b["pairs"]["tokens"].shape[1] for b in out] == [n, n]
+    assert out[0]["sets"]["tokens"].shape[1] == n and out[1]["pairs"]["images"] == 3
+    assert step[0]["pairs"]["tokens"].shape[1] == short.shape[1]  # the input is not modified
+
+
+def test_models_without_eot_pooling_are_not_trimmed():
+    model, _ = _tiny()
+    model.text_pool_type = "last"  # the last position's features depend on the length
+    assert not text_trim.enable(model)
+    assert "encode_text" not in vars(model)
