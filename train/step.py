@@ -1,9 +1,11 @@
 """One training step's forward and losses: encode pairs and set items with one forward per
 tower, gather across ranks with gradient, and combine L = L_clip + lambda * L_hn."""
+from contextlib import contextmanager
+
 import torch
 
 from . import distributed as D
-from .losses import SetIndex, check_set_index, clip_loss, hn_loss, set_diagnostics
+from .losses import NonFiniteFeatures, SetIndex, check_set_index, clip_loss, hn_loss, set_diagnostics
 
 
 def gather_set_index(sets, counts, device):
@@ -38,6 +40,18 @@ def pair_rows(counts):
     return torch.cat([torch.arange(s, s + c[4]) for s, c in zip(starts, counts)])
 
 
+@contextmanager
+def _say_which_rank(counts):
+    """Bad-input errors are raised on gathered data (so every rank raises together) and so
+    count rows and sets over all ranks; add each rank's share so the user can find the data."""
+    try:
+        yield
+    except (ValueError, NonFiniteFeatures) as e:
+        share = "; ".join(f"rank {r}: {c[4]} pairs, {c[1]} set images, {c[2]} set captions, {c[3]} sets"
+                          for r, c in enumerate(counts))
+        raise type(e)(f"{e} [rows and set ids count over all ranks in rank order: {share}]") from e
+
+
 def forward_losses(model, batch, loss_cfg, device="cpu"):
     """-> (total loss tensor, dict of detached scalars for logging)."""
     pairs, sets = batch["pairs"], batch.get("sets")
@@ -65,29 +79,30 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
         if sets is not None else 0
     # one collective for every count of the step: gather sizes, offsets and loss scales
     counts = D.all_gather_counts([pi.shape[0], si.shape[0], sc.shape[0], n_sets, n_pi], device)
-    pi_all = D.gather_with_grad(pi, [c[0] for c in counts])
-    pt_all = D.gather_with_grad(pt, [c[0] for c in counts])
-    off = sum(c[0] for c in counts[:D.rank()])
-    l_clip = clip_loss(pi, pt, pi_all, pt_all, logit_scale, off) * global_mean_scale(counts, 0)
-    total = loss_cfg.clip_weight * l_clip
-    logs["loss/clip"] = l_clip.detach()
+    with _say_which_rank(counts):
+        pi_all = D.gather_with_grad(pi, [c[0] for c in counts])
+        pt_all = D.gather_with_grad(pt, [c[0] for c in counts])
+        off = sum(c[0] for c in counts[:D.rank()])
+        l_clip = clip_loss(pi, pt, pi_all, pt_all, logit_scale, off) * global_mean_scale(counts, 0)
+        total = loss_cfg.clip_weight * l_clip
+        logs["loss/clip"] = l_clip.detach()
 
-    if sets is not None:
-        idx, img_off, cap_off = gather_set_index(sets, counts, device)
-        si_all = D.gather_with_grad(si, [c[1] for c in counts])
-        sc_all = D.gather_with_grad(sc, [c[2] for c in counts])
-        pairs_as_keys = loss_cfg.hn_negatives == "step+pairs"
-        l_i2t, l_t2i = hn_loss(si, sc, si_all, sc_all, logit_scale, idx, img_off, cap_off,
-                               pool=loss_cfg.hn_negatives, mask_duplicates=loss_cfg.mask_duplicates,
-                               pair_img_keys=pi_all[pair_rows(counts)] if pairs_as_keys else None,
-                               pair_cap_keys=pt_all[pair_rows(counts)] if pairs_as_keys else None)
-        # I2T and T2I both have one query per set image (links are one-to-one)
-        scale = global_mean_scale(counts, 1)
-        l_i2t, l_t2i = l_i2t * scale, l_t2i * scale
-        if loss_cfg.hn_weight > 0:
-            total = total + loss_cfg.hn_weight * (l_i2t + l_t2i)
-        logs["loss/hn_i2t"], logs["loss/hn_t2i"] = l_i2t.detach(), l_t2i.detach()
-        logs.update(set_diagnostics(si.detach(), sc_all.detach(), sc.detach(), si_all.detach(), idx, img_off, cap_off))
+        if sets is not None:
+            idx, img_off, cap_off = gather_set_index(sets, counts, device)
+            si_all = D.gather_with_grad(si, [c[1] for c in counts])
+            sc_all = D.gather_with_grad(sc, [c[2] for c in counts])
+            pairs_as_keys = loss_cfg.hn_negatives == "step+pairs"
+            l_i2t, l_t2i = hn_loss(si, sc, si_all, sc_all, logit_scale, idx, img_off, cap_off,
+                                   pool=loss_cfg.hn_negatives, mask_duplicates=loss_cfg.mask_duplicates,
+                                   pair_img_keys=pi_all[pair_rows(counts)] if pairs_as_keys else None,
+                                   pair_cap_keys=pt_all[pair_rows(counts)] if pairs_as_keys else None)
+            # I2T and T2I both have one query per set image (links are one-to-one)
+            scale = global_mean_scale(counts, 1)
+            l_i2t, l_t2i = l_i2t * scale, l_t2i * scale
+            if loss_cfg.hn_weight > 0:
+                total = total + loss_cfg.hn_weight * (l_i2t + l_t2i)
+            logs["loss/hn_i2t"], logs["loss/hn_t2i"] = l_i2t.detach(), l_t2i.detach()
+            logs.update(set_diagnostics(si.detach(), sc_all.detach(), sc.detach(), si_all.detach(), idx, img_off, cap_off))
     logs["loss/total"] = total.detach()
     logs["logit_scale"] = logit_scale.detach()
     return total, logs
