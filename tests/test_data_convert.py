@@ -16,7 +16,7 @@ from data_lib import set_color
 from hn_data import convert_jsonl, convert_negclip, convert_spec
 from hn_data.convert_common import ConvertError
 from hn_data.spec_layout import write_spec
-from train.data.decode import decode_set, open_image
+from train.data.decode import decode_set
 from train.data.samples import raw_samples
 
 ROOT = Path(__file__).resolve().parents[1]

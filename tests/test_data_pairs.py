@@ -2,9 +2,7 @@
 rank x worker splits, determinism by seed, pipe: URLs, and bad input skipped-and-counted or a
 clear error. Captions encode '<source> s<shard> i<sample>' (see data_lib.py)."""
 import re
-import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf

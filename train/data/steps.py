@@ -2,8 +2,8 @@
 {pairs, sets} with fixed counts per rank, so the loss scale is the same at every step.
 
 Each DataLoader worker builds both streams from its own seed-derived RNGs and yields whole
-steps; the DataLoader interleaves workers round-robin, so step s comes from worker s % W.
-That makes the data position a single number (steps consumed): on resume, worker w replays
+steps; the DataLoader interleaves workers round-robin, so step s comes from worker s % W
+(a resumed loader rotates worker roles so that its first step is step start_step). That makes the data position a single number (steps consumed): on resume, worker w replays
 its stream past the steps it had already produced and continues exactly where it stopped.
 Replaying re-derives every RNG state (shard choice, shuffle buffer, set trimming) instead of
 storing it, so it is exact in epoch and resampled mode alike; it stays cheap because replayed
@@ -14,8 +14,8 @@ import random
 import warnings
 from contextlib import contextmanager
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import List, Tuple
+from dataclasses import dataclass
+from typing import List
 
 import numpy as np
 import torch
