@@ -135,7 +135,7 @@ def write_split(cfg: Config, split: str, folder, n_sets: int, n_shards: int, wor
         for k, v in st["rejected_per_subset"].items():
             per_subset[k] = per_subset.get(k, 0) + v
     return {"sets": sum(st["sets"] for st in done), "rejected": sum(st["rejected"] for st in done),
-            "rejected_per_subset": per_subset}
+            "rejected_per_subset": per_subset, "written_shards": len(jobs)}
 
 
 class _StoredSet:
@@ -166,7 +166,9 @@ def read_sets(tar_path):
 
 def write_spec_from_shards(shard_folder, spec_root):
     """The held-out shards -> the official SPEC layout (JPEG images, as released)."""
+    import shutil
     sets = [cs for p in sorted(Path(shard_folder).glob("sets-*.tar")) for _, cs in read_sets(p)]
+    shutil.rmtree(spec_root, ignore_errors=True)   # never mix images of an older run in
     write_spec(spec_root, sets)
     (Path(spec_root) / ".complete").write_text("ok\n")
     return len(sets)
@@ -178,7 +180,7 @@ def run(cfg: Config, out, train_per_subset, heldout_per_subset, train_shards=8, 
     n = len(cfg.subsets)
     train = write_split(cfg, "train", out / "sets", train_per_subset * n, train_shards, workers)
     held = write_split(cfg, "heldout", out / "heldout_sets", heldout_per_subset * n, heldout_shards, workers)
-    if not (out / "spec_heldout" / ".complete").exists():
+    if held["written_shards"] or not (out / "spec_heldout" / ".complete").exists():
         write_spec_from_shards(out / "heldout_sets", out / "spec_heldout")
     summary = {"train_sets": train["sets"], "heldout_sets": held["sets"],
                "rejected_sets": train["rejected"] + held["rejected"],

@@ -100,11 +100,24 @@ def test_deterministic_by_seed_any_workers_and_resumable(engine_out, tmp_path):
     # a crash that lost one shard: the rerun rewrites only that shard, identical bytes, no duplicates
     victim = tmp_path / "par" / "sets" / "sets-000001.tar"
     victim.unlink()
+    victim.with_suffix(".tar.tmp").write_bytes(b"half-written by a crashed run")
     keep = (tmp_path / "par" / "sets" / "sets-000000.tar").stat().st_mtime_ns
     s = run(Config(seed=3), tmp_path / "par", **PER_SUBSET)
     assert digest(tmp_path / "par") == ref and s["train_sets"] == 12
     assert (tmp_path / "par" / "sets" / "sets-000000.tar").stat().st_mtime_ns == keep
     keys = [k for p in sorted((tmp_path / "par" / "sets").glob("*.tar")) for k, _ in read_sets(p)]
     assert len(keys) == len(set(keys)) == 12
+    assert not list((tmp_path / "par").rglob("*.tmp"))
     run(Config(seed=4), tmp_path / "other", **PER_SUBSET)
     assert digest(tmp_path / "other") != ref
+
+
+def test_make_default_layout(tiny_data):
+    """The names `make run` and conf/data/default.yaml rely on."""
+    for s in range(8):
+        assert (tiny_data / "pairs" / f"pairs-{s:06d}.tar").is_file()
+        assert (tiny_data / "sets" / f"sets-{s:06d}.tar").is_file()
+    summary = json.loads((tiny_data / "summary.json").read_text())
+    assert summary["train_sets"] == 48 and summary["heldout_sets"] == 24 and summary["pairs"] == 256
+    assert (tiny_data / ".complete").is_file()
+    assert sum(1 for p in (tiny_data / "spec_heldout").iterdir() if (p / "image2text.json").is_file()) == 6
