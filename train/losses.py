@@ -151,7 +151,7 @@ def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
         same_image = (cap_img_key[None, :] == idx.img_key[gi][:, None]) & cap_has_img[None, :]
         valid &= ~((same_text | same_image) & (idx.cap_set >= 0)[None, :])
     valid[rows, pos_c] = True
-    l_i2t = F.cross_entropy(logits.masked_fill(~valid, float("-inf")), pos_c)
+    l_i2t = _mean_ce(logits.masked_fill(~valid, float("-inf")), pos_c)
 
     # text -> image, only for captions that have an image
     cq = gc[cap_has_img[gc]]
@@ -164,8 +164,14 @@ def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
         same_text = img_cap_key[None, :] == idx.cap_key[cq][:, None]
         valid &= ~((same_image | same_text) & img_in_set[None, :])
     valid[rows, pos_i] = True
-    l_t2i = F.cross_entropy(logits.masked_fill(~valid, float("-inf")), pos_i)
+    l_t2i = _mean_ce(logits.masked_fill(~valid, float("-inf")), pos_i)
     return l_i2t, l_t2i
+
+
+def _mean_ce(logits, labels):
+    """Mean cross-entropy that is 0 (not NaN) for a rank without queries and still depends on
+    the gathered keys: every rank must run the gather's backward, a collective."""
+    return F.cross_entropy(logits, labels, reduction="sum") / max(labels.shape[0], 1)
 
 
 @torch.no_grad()
