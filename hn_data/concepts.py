@@ -181,12 +181,8 @@ def _build(subset, rng, size, bg_seed, classes, backend, instance):
     used = sorted({(it[0], it[3]) for m in members for it in m.items})
     meta = {"bg_seed": int(bg_seed), "generator": backend.name, "size": size, "measured": measured,
             "instances": [[n, int(i)] for n, i in used], "regions": boxes}
-    return CandidateSet(subset, images, [m.caption for m in members], names[:_n_objects(subset, members)],
-                        meta, regions, masks)
-
-
-def _n_objects(subset, members):
-    return 2 if subset in ("relative_size", "relative_spatial", "existence") else 1
+    n_objects = 2 if subset in ("relative_size", "relative_spatial", "existence") else 1
+    return CandidateSet(subset, images, [m.caption for m in members], names[:n_objects], meta, regions, masks)
 
 
 def _bbox(mask):

@@ -17,7 +17,6 @@ the original, compared case- and space-insensitively):
 writes one set per pair: the pair's image, its caption (image_caption = [0]) and up to N
 perturbed captions as text-only hard negatives; meta.negative_kinds tags each one."""
 import argparse
-import io
 import json
 import re
 import tarfile
@@ -184,7 +183,7 @@ def perturb(caption: str, rng: np.random.Generator, kinds=KINDS):
     return out
 
 
-def negatives_for(caption, rng, n, prefer_shuffle_last=True):
+def negatives_for(caption, rng, n):
     """Up to n negatives, semantic kinds first: a shuffle is the weakest negative, used last."""
     cands = perturb(caption, rng)
     sem = [c for c in cands if c[0] != "shuffle"]
