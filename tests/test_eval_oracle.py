@@ -75,14 +75,16 @@ def test_aro_attribution_macro_drops_pairs_under_25(tmp_path):
     assert att["macro/acc"] == 100.0 and att["micro/acc"] == pytest.approx(100 * 25 / 28)
 
 
-def test_aro_relation_macro_counts_every_relation(tmp_path):
+def test_aro_relation_macro_counts_relations_but_not_symmetric_ones(tmp_path):
     world = World()
-    opts = fx.write_aro(world, tmp_path, "relation", big=4, small=2)
+    opts = fx.write_aro(world, tmp_path, "relation", big=4, small=2, symmetric=2)
     ev = build_one("aro_relation", {"ann": opts["ann"], "image_root": opts["image_root"]})
     enc = ToyEncoder(world)
     res = ev.run(enc, enc.tokenizer, enc.preprocess)
-    # rel0 all right, rel1 (swapped) all wrong: macro 50, micro 4/6
-    assert res["macro/acc"] == 50.0 and res["micro/acc"] == pytest.approx(100 * 4 / 6)
+    # rel0 all right, rel1 (swapped) all wrong, "next to" (swapped, symmetric) left out of macro:
+    # macro 50, micro 4/8
+    assert res["groups_kept"] == 2.0
+    assert res["macro/acc"] == 50.0 and res["micro/acc"] == pytest.approx(100 * 4 / 8)
 
 
 def test_aro_scores_the_box_crop_not_the_whole_image(tmp_path):

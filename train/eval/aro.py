@@ -1,8 +1,10 @@
 """ARO VG-Relation / VG-Attribution: a JSON list of {"image_path", "bbox_x", "bbox_y", "bbox_w",
 "bbox_h", "true_caption", "false_caption", "relation_name" | "attributes": [a, b]}; images under
 IMAGE_ROOT. As the benchmark's code does: the image is cropped to the box; VG-Relation's figure is
-the macro mean over relations; VG-Attribution's is the macro mean over attribute pairs
-("a_b") that have at least 25 items (smaller pairs are dropped from the mean, not from `micro`).
+the macro mean over relations, leaving out the relations ARO's replication notebook lists as
+symmetric (swapping their arguments need not make the caption false); VG-Attribution's is the
+macro mean over attribute pairs ("a_b") that have at least 25 items. Left-out groups still count
+in `micro`.
 The original takes argmax over [false, true], so a tie picks the false caption: strict, as ours."""
 from pathlib import Path
 
@@ -10,6 +12,32 @@ from .pairwise import Item, examples_from, need, read_json, score_items
 from .scoring import macro, pct
 
 MIN_ATTRIBUTE_PAIR = 25
+# Relations excluded from VG-Relation's macro accuracy (ARO's "Replicate ARO!" notebook).
+SYMMETRIC_RELATIONS = frozenset([
+    "adjusting", "attached to", "between", "bigger than", "biting", "boarding", "brushing", "chewing",
+    "cleaning", "climbing", "close to", "coming from", "coming out of", "contain", "crossing", "dragging",
+    "draped over", "drinking", "drinking from", "driving", "driving down", "driving on", "eating from",
+    "eating in", "enclosing", "exiting", "facing", "filled with", "floating in", "floating on", "flying",
+    "flying above", "flying in", "flying over", "flying through", "full of", "going down", "going into",
+    "going through", "grazing in", "growing in", "growing on", "guiding", "hanging from", "hanging in",
+    "hanging off", "hanging over", "higher than", "holding onto", "hugging", "in between", "jumping off",
+    "jumping on", "jumping over", "kept in", "larger than", "leading", "leaning over", "leaving", "licking",
+    "longer than", "looking in", "looking into", "looking out", "looking over", "looking through",
+    "lying next to", "lying on top of", "making", "mixed with", "mounted on", "moving", "on the back of",
+    "on the edge of", "on the front of", "on the other side of", "opening", "painted on", "parked at",
+    "parked beside", "parked by", "parked in", "parked in front of", "parked near", "parked next to",
+    "perched on", "petting", "piled on", "playing", "playing in", "playing on", "playing with", "pouring",
+    "reaching for", "reading", "reflected on", "riding on", "running in", "running on", "running through",
+    "seen through", "sitting behind", "sitting beside", "sitting by", "sitting in front of", "sitting near",
+    "sitting next to", "sitting under", "skiing down", "skiing on", "sleeping in", "sleeping on",
+    "smiling at", "sniffing", "splashing", "sprinkled on", "stacked on", "standing against",
+    "standing around", "standing behind", "standing beside", "standing in front of", "standing near",
+    "standing next to", "staring at", "stuck in", "surrounding", "swimming in", "swinging", "talking to",
+    "topped with", "touching", "traveling down", "traveling on", "tying", "typing on", "underneath",
+    "wading in", "waiting for", "walking across", "walking by", "walking down", "walking next to",
+    "walking through", "working in", "working on", "worn on", "wrapped around", "wrapped in", "by", "of",
+    "near", "next to", "with", "beside", "on the side of", "around",
+])
 
 
 def load_aro(path, image_root, kind):
@@ -41,7 +69,9 @@ class AroEvaluator:
         groups = {}
         for it, h in zip(self.items, hits):
             groups.setdefault(it.group, []).append(h)
-        floor = MIN_ATTRIBUTE_PAIR if self.kind == "attribution" else 1
-        kept = {g: pct(h) for g, h in groups.items() if len(h) >= floor}
+        if self.kind == "attribution":
+            kept = {g: pct(h) for g, h in groups.items() if len(h) >= MIN_ATTRIBUTE_PAIR}
+        else:
+            kept = {g: pct(h) for g, h in groups.items() if g not in SYMMETRIC_RELATIONS}
         self.examples = examples_from(self.items, hits, scores, f"aro_{self.kind}", self.n_examples)
         return {"macro/acc": macro(kept.values()), "micro/acc": pct(hits), "groups_kept": float(len(kept))}

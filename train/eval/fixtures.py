@@ -53,14 +53,15 @@ def write_sugarcrepe(world, root, per_task=3):
     return {"root": str(root), "image_root": str(images)}
 
 
-def write_aro(world, root, kind, big=25, small=3):
-    """One group with `big` items (kept by VG-Attribution's >= 25 rule) and one with `small`
-    whose annotations are swapped (the oracle gets them wrong): macro must ignore them for
-    attribution and count them for relation. The image outside the box is another image's colour,
-    so scoring the uncropped image breaks the oracle."""
+def write_aro(world, root, kind, big=25, small=3, symmetric=0):
+    """One group with `big` items (kept by VG-Attribution's >= 25 rule), one with `small` whose
+    annotations are swapped (the oracle gets them wrong): macro must ignore them for attribution
+    and count them for relation; and (relation only) `symmetric` swapped items of the symmetric
+    relation "next to", which VG-Relation's macro leaves out. The image outside the box is another
+    image's colour, so scoring the uncropped image breaks the oracle."""
     root = Path(root)
     recs = []
-    for g, (n, swapped) in enumerate(((big, False), (small, True))):
+    for g, (n, swapped) in enumerate(((big, False), (small, True), (symmetric, True))):
         for i in range(n):
             true, false = f"{kind} g{g} true {i}", f"{kind} g{g} false {i}"
             inner = world.image([false if swapped else true])
@@ -73,7 +74,7 @@ def write_aro(world, root, kind, big=25, small=3):
             rec = {"image_id": str(i), "image_path": name, "bbox_x": 10, "bbox_y": 20, "bbox_w": 16, "bbox_h": 12,
                    "true_caption": true, "false_caption": false}
             if kind == "relation":
-                rec["relation_name"] = f"rel{g}"
+                rec["relation_name"] = "next to" if g == 2 else f"rel{g}"
             else:
                 rec["attributes"] = [f"colour{g}", f"shape{g}"]
             recs.append(rec)
