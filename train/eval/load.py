@@ -1,7 +1,6 @@
 """Load any model the evaluation commands take: an open_clip preset (+ pretrained tag or weights
 file), our export dir (RUN/final), a trainer checkpoint (RUN/checkpoints/step-N), or a run dir
 (its final export)."""
-import json
 from pathlib import Path
 
 import torch
@@ -68,7 +67,3 @@ def eval_config(name_or_path="default", overrides=()):
     cfg = OmegaConf.merge(OmegaConf.structured(EvalConfig), OmegaConf.load(path),
                           OmegaConf.from_dotlist(list(overrides)))
     return cfg
-
-
-def describe(results):
-    return json.dumps(results, indent=2, sort_keys=True)
