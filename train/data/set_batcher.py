@@ -20,16 +20,26 @@ def plan_steps(items, n_items: int, lookahead: int, rng, counters: Counter, size
     whole set) or the sorted image indices a trimmed set keeps."""
     buf = deque()
     it = iter(items)
-    while True:
+    lookahead = max(1, lookahead)
+
+    def refill():
+        # refilled before every pick, not once per step: a step may need more sets than the
+        # look-ahead holds (small sets, large steps)
         while len(buf) < lookahead:
             try:
                 buf.append(next(it))
             except StopIteration:
-                break
+                return
+
+    while True:
+        refill()
         if not buf:
             return
         room, chosen = n_items, []
-        while room > 0 and buf:
+        while room > 0:
+            refill()
+            if not buf:
+                break
             pick = next((i for i, s in enumerate(buf) if size(s) <= room), None)
             if pick is None:
                 s = buf.popleft()
