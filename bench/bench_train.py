@@ -50,6 +50,9 @@ def run_arm(name, a, work):
     run_dir = work / f"{name}_{time.monotonic_ns()}"
     p = arm_params(name, a, run_dir)
     env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="1")
+    if a.threads:
+        # torch reads this at start-up in every arm alike (open_clip's trainer included)
+        env["OMP_NUM_THREADS"] = str(a.threads)
     load_before = os.getloadavg()[0]
     if name.endswith("open_clip"):
         from omegaconf import OmegaConf
@@ -180,10 +183,14 @@ def main(argv=None):
     ap.add_argument("--vit-batch", type=int, default=32)
     ap.add_argument("--vit-steps", type=int, default=5)
     ap.add_argument("--vit-warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads in every arm (default: torch's default, one per core)")
     ap.add_argument("--arms", default=None, help="comma-separated subset of the arms")
     ap.add_argument("--out", default=None, help="write all numbers as JSON here")
     ap.add_argument("--markdown", default=None, help="write the table as Markdown here")
     a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)  # the matmul peak at the arms' thread count
     if a.workers is None:
         from omegaconf import OmegaConf
         a.workers = int(OmegaConf.load(ROOT / "conf/data/default.yaml").workers)
@@ -209,7 +216,14 @@ def main(argv=None):
             order = names[r % len(names):] + names[:r % len(names)]
             res = {}
             for n in order:
-                res[n] = run_arm(n, a, work)
+                try:
+                    res[n] = run_arm(n, a, work)
+                except RuntimeError as e:  # one broken arm must not cost the others' numbers
+                    print(f"[bench] round {r + 1} {n} FAILED: {e}", flush=True)
+                    log = work / f"{n}.log"
+                    if log.exists():
+                        print("\n".join(log.read_text().splitlines()[-20:]), flush=True)
+                    continue
                 print(f"[bench] round {r + 1}/{a.rounds} {n}: {res[n]['samples_per_s']:.1f} samples/s, "
                       f"data {res[n]['data_share'] * 100:.1f}%, RSS {res[n]['peak_rss_mib']:.0f} MiB, "
                       f"load {res[n]['load_before']:.1f}->{res[n]['load_after']:.1f}", flush=True)

@@ -24,16 +24,20 @@ def matmul_peak(dtype=torch.float32, n=2048, repeats=7):
 
 
 def steady_state(step_times, data_times, samples_per_step, warmup):
-    """Summarise per-step wall times after `warmup` steps. samples/s is total samples over
-    total time (not a mean of rates, which over-weights fast steps)."""
+    """Summarise per-step wall times after `warmup` steps. samples/s is samples per step over
+    the median step time: on a machine shared with other jobs a few steps get stalled for
+    seconds, and the median is what the trainer does when it has the CPU. The mean-based
+    figure (total samples over total time) is kept beside it."""
     if len(step_times) != len(data_times):
         raise ValueError(f"{len(step_times)} step times but {len(data_times)} data times")
     if len(step_times) <= warmup:
         raise ValueError(f"only {len(step_times)} steps, need more than the {warmup} warm-up steps")
     st, dt = step_times[warmup:], data_times[warmup:]
     total = sum(st)
-    return {"steps": len(st), "step_s": total / len(st), "step_s_median": statistics.median(st),
-            "samples_per_s": samples_per_step * len(st) / total,
+    median = statistics.median(st)
+    return {"steps": len(st), "step_s": median, "step_s_mean": total / len(st),
+            "samples_per_s": samples_per_step / median,
+            "samples_per_s_mean": samples_per_step * len(st) / total,
             "data_share": sum(dt) / total}
 
 

@@ -31,10 +31,11 @@ def test_parse_open_clip_log_without_steps_names_the_problem():
         open_clip_arm.parse_log("Traceback: something broke\n")
 
 
-def test_steady_state_skips_warmup_and_weights_by_time():
-    s = steady_state([5.0, 0.1, 0.3], [4.0, 0.01, 0.03], samples_per_step=64, warmup=1)
-    assert s["steps"] == 2
-    assert s["samples_per_s"] == pytest.approx(128 / 0.4)  # total over total, not mean of rates
+def test_steady_state_skips_warmup_and_uses_the_median_step():
+    s = steady_state([5.0, 0.1, 0.3, 0.2], [4.0, 0.01, 0.03, 0.02], samples_per_step=64, warmup=1)
+    assert s["steps"] == 3
+    assert s["samples_per_s"] == pytest.approx(64 / 0.2)
+    assert s["samples_per_s_mean"] == pytest.approx(192 / 0.6)  # total over total, not mean of rates
     assert s["data_share"] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="warm-up"):
         steady_state([0.1], [0.0], 64, warmup=1)
