@@ -19,6 +19,7 @@ kill_at = int(os.environ.get("HNCLIP_TEST_KILL_AT", "-1"))
 # "step:rank": that rank sends itself SIGUSR1 after that many steps (a signal reaching one rank)
 signal_at = tuple(int(x) for x in os.environ.get("HNCLIP_TEST_SIGNAL_AT", "-1:-1").split(":"))
 nan_steps = {int(s) for s in os.environ.get("HNCLIP_TEST_NAN_STEPS", "").split(",") if s}
+nan_rank = int(os.environ.get("HNCLIP_TEST_NAN_RANK", "-1"))  # -1: every rank
 current = [0]
 orig_fb = T.Trainer._forward_backward
 def forward_backward(self, batches):
@@ -32,7 +33,7 @@ T.Trainer._forward_backward = forward_backward
 orig_fl = T.forward_losses
 def forward_losses(model, batch, loss_cfg, device="cpu"):
     loss, logs = orig_fl(model, batch, loss_cfg, device)
-    if current[0] in nan_steps:
+    if current[0] in nan_steps and nan_rank in (-1, int(os.environ.get("RANK", "0"))):
         loss = loss * float("nan")
     return loss, logs
 T.forward_losses = forward_losses

@@ -20,12 +20,12 @@ from train import checkpoint as ckpt
 STEPS = 24
 
 
-def slurm_or_skip():
+def slurm_or_skip(nodes=1):
     why = None
     if os.geteuid() != 0 and not shutil.which("sbatch"):
         why = "SLURM is not installed and installing it needs root"
     else:
-        r = subprocess.run(["bash", str(ROOT / "launch/local_slurm.sh"), "start"],
+        r = subprocess.run(["bash", str(ROOT / "launch/local_slurm.sh"), "start", str(nodes)],
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             why = f"launch/local_slurm.sh start failed: {r.stderr[-1500:]}"
@@ -54,13 +54,28 @@ def wait_for(pred, timeout, what):
 @pytest.mark.slow
 def test_signal_requeue_resume_every_step_once(tiny_data, tmp_path):
     slurm_or_skip()
+    env = ["HNCLIP_ACCELERATE_CONFIG=launch/accelerate/1gpu.yaml"]
+    check_requeue(tiny_data, tmp_path, "launch/slurm/train_1node.sbatch", 1, env)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("HNCLIP_SLURM_MULTINODE") != "1",
+                    reason="opt-in (HNCLIP_SLURM_MULTINODE=1): restarts the local SLURM with 2 nodes")
+def test_multinode_script_on_two_nodes(tiny_data, tmp_path):
+    slurm_or_skip(nodes=2)
+    try:
+        check_requeue(tiny_data, tmp_path, "launch/slurm/train_multinode.sbatch", 2, [])
+    finally:
+        subprocess.run(["bash", str(ROOT / "launch/local_slurm.sh"), "start", "1"], capture_output=True)
+
+
+def check_requeue(tiny_data, tmp_path, script, nodes, env):
     run, out = tmp_path / "run", tmp_path / "slurm-%j.out"
-    env = ",".join(["ALL", "HNCLIP_ACCELERATE_CONFIG=launch/accelerate/1gpu.yaml",
-                    "HNCLIP_PROCS_PER_NODE=1", "WANDB_MODE=offline", "OMP_NUM_THREADS=1"])
+    env = ",".join(["ALL", "HNCLIP_PROCS_PER_NODE=1", "WANDB_MODE=offline", "OMP_NUM_THREADS=1", *env])
     over = tiny_overrides(tiny_data, run, steps=STEPS, **{"logger.wandb": "true"})
     # the script's GPU/CPU requests are for real nodes; a command line option wins over #SBATCH
-    r = subprocess.run(["sbatch", "--parsable", "--gpus-per-node=0", "--cpus-per-task=1", "--mem=3G",
-                        f"--output={out}", f"--export={env}", "launch/slurm/train_1node.sbatch", *over],
+    r = subprocess.run(["sbatch", "--parsable", f"--nodes={nodes}", "--gpus-per-node=0", "--cpus-per-task=1",
+                        "--mem=3G", f"--output={out}", f"--export={env}", script, *over],
                        cwd=ROOT, capture_output=True, text=True, check=True)
     job = r.stdout.strip().split(";")[0]
     log = tmp_path / f"slurm-{job}.out"
@@ -88,5 +103,6 @@ def test_signal_requeue_resume_every_step_once(tiny_data, tmp_path):
     rows = [x["step"] for x in metric_rows(run) if "loss/total" in x]
     assert rows == list(range(1, STEPS + 1))
     final = ckpt.load(ckpt.latest(run))
-    assert final["step"] == STEPS and final["samples_seen"] == STEPS * 14
+    assert final["step"] == STEPS and final["samples_seen"] == STEPS * 14 * nodes
+    assert final["world_size"] == nodes
     assert len(list((run / "wandb").glob("offline-run-*"))) >= 1 and (run / "wandb_id.txt").is_file()
