@@ -11,8 +11,23 @@ from train.models import create
 from train.step import forward_losses
 
 
+# a model much smaller than hnclip-tiny: gradients are compared, not learned
+MICRO = {"embed_dim": 32,
+         "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8},
+         "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def micro_model(tmp_path_factory):
+    import json
+    import open_clip
+    path = tmp_path_factory.mktemp("cfg") / "hnclip-micro.json"
+    path.write_text(json.dumps(MICRO))
+    open_clip.add_model_config(path)
+
+
 def micro_batch(gen, tokenizer, n_pairs=4, set_sizes=(2, 3)):
-    img = lambda: torch.randn(3, 64, 64, generator=gen)
+    img = lambda: torch.randn(3, 32, 32, generator=gen)
     words = ["dog", "cat", "kite", "ball", "car", "tree", "cup", "hat"]
     word = lambda: " ".join(words[int(i)] for i in torch.randint(len(words), (4,), generator=gen))
     sets = []
@@ -34,7 +49,7 @@ def grads(model):
 @pytest.mark.parametrize("pool", ["step+pairs"])
 def test_two_micro_batches_equal_one_big_batch(pool):
     torch.manual_seed(0)
-    model, _, _, tokenizer = create("hnclip-tiny")
+    model, _, _, tokenizer = create("hnclip-micro")
     gen = torch.Generator().manual_seed(1)
     batches = [micro_batch(gen, tokenizer), micro_batch(gen, tokenizer, set_sizes=(3, 2, 2))]
     cfg = OmegaConf.structured(LossConfig(hn_negatives=pool))
@@ -67,7 +82,7 @@ def test_two_micro_batches_equal_one_big_batch(pool):
 
 
 def test_merge_renumbers_sets():
-    _, _, _, tokenizer = create("hnclip-tiny")
+    _, _, _, tokenizer = create("hnclip-micro")
     gen = torch.Generator().manual_seed(2)
     a, b = micro_batch(gen, tokenizer), micro_batch(gen, tokenizer, set_sizes=(2,))
     merged, img_rows, txt_rows = merge_micro_batches([a, b])
@@ -89,7 +104,7 @@ def test_switches_lock_checkpointing_bf16_under_accumulation():
 
     def run(model_cfg, bf16=False):
         torch.manual_seed(0)
-        model, _, _, tokenizer = create("hnclip-tiny")
+        model, _, _, tokenizer = create("hnclip-micro")
         lock_towers(model, OmegaConf.structured(model_cfg))
         g = torch.Generator().manual_seed(3)
         batches = [micro_batch(g, tokenizer), micro_batch(g, tokenizer)]
