@@ -23,7 +23,13 @@ def text_side(task, mode, model, tokenizer):
     if mode == "text_tower":
         texts = [t for s in SPLITS for t in task.splits[s].texts]
         table, rows = FT.encode_texts(model, tokenizer, texts)
-        return ({s: torch.tensor([rows[t] for t in task.splits[s].texts]) for s in SPLITS},
+        idx = {s: torch.tensor([rows[t] for t in task.splits[s].texts]) for s in SPLITS}
+        # standardise like the image side: statements differing in one word ("top left" vs
+        # "bottom right") have nearly collinear unit embeddings, which the probe barely separates
+        tr = table[idx["train"].unique()]
+        if len(tr) > 1:
+            table = (table - tr.mean(0)) / tr.std(0).clamp(min=1e-6)
+        return (idx,
                 (lambda: TextTable(table)), table.shape[1])
     if mode == "embed":
         proto = TextKeys(task.splits["train"].keys)
