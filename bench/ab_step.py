@@ -1,0 +1,75 @@
+"""A/B of the two step optimisations, interleaved and best-of-N so a busy machine distorts
+both sides alike: AdamW per-tensor loop vs fused, and the text tower on full-length tokens vs
+cut to the longest caption (train/text_trim.py).
+
+    .venv/bin/python bench/ab_step.py [--model hnclip-tiny] [--batch 64] [--reps 6]"""
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from train import models, text_trim  # noqa: E402
+from train.trainer import param_groups  # noqa: E402
+
+CAPTIONS = ["a photo of a box and a kite", "the sheep is small in the image",
+            "there is no giraffe in the image", "the pizza is bigger than the sandwich"]
+
+
+def best_of(fns, reps):
+    """fns: {name: callable}; run them in turn reps times, return each one's best seconds."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="hnclip-tiny")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=6)
+    a = ap.parse_args(argv)
+    torch.manual_seed(0)
+    model, _, _, tok = models.create(a.model)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opt = {k: torch.optim.AdamW(param_groups(model, 0.1), lr=1e-4, betas=(0.9, 0.98), eps=1e-6, **kw)
+           for k, kw in (("adamw_loop", {"foreach": False}), ("adamw_fused", {"fused": True}))}
+    res = best_of({k: o.step for k, o in opt.items()}, a.reps)
+
+    trimmed = copy.deepcopy(model)
+    text_trim.enable(trimmed)
+    tokens = tok((CAPTIONS * a.batch)[:a.batch])
+    cut = text_trim.trim_batches([{"pairs": {"tokens": tokens}}])[0]["pairs"]["tokens"]
+    size = model.visual.image_size
+    images = torch.randn(a.batch, 3, *(size if isinstance(size, tuple) else (size, size)))
+
+    def fwd_bwd(m, t):
+        def run():
+            i, x, s = m(image=images, text=t)[:3]
+            F.cross_entropy(s * i @ x.T, torch.arange(a.batch)).backward()
+            m.zero_grad(set_to_none=True)
+        return run
+    res.update(best_of({"fwd_bwd_text_full": fwd_bwd(model, tokens), "fwd_bwd_text_cut": fwd_bwd(trimmed, cut)},
+                       a.reps))
+    print(f"{a.model}, batch {a.batch}, {torch.get_num_threads()} threads, best of {a.reps}; "
+          f"text {tokens.shape[1]} -> {cut.shape[1]} tokens")
+    for k, v in res.items():
+        print(f"  {k:20s} {v * 1e3:8.1f} ms")
+    print(f"  AdamW fused speed-up x{res['adamw_loop'] / res['adamw_fused']:.1f}; "
+          f"forward+backward with cut text x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_cut']:.2f}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
