@@ -108,32 +108,63 @@ running_nodes() {
 }
 
 wait_idle() {
-    local want=$1
+    # every node of *this* configuration idle (a controller left over from another
+    # configuration would show other node names)
     for _ in $(seq 1 60); do
-        local idle
-        idle=$(sinfo -h -N -t idle -o "%N" 2>/dev/null | sort -u | wc -l)
-        if [ "$idle" -ge "$want" ]; then return 0; fi
+        local idle missing=0
+        idle=" $(sinfo -h -N -t idle -o "%N" 2>/dev/null | sort -u | tr '\n' ' ')"
+        for n in $(node_names); do
+            case "$idle" in *" $n "*) ;; *) missing=1 ;; esac
+        done
+        if [ "$missing" = 0 ]; then return 0; fi
         sleep 0.5
     done
-    echo "local_slurm.sh: nodes did not become idle; logs in $STATE/log" >&2
+    echo "local_slurm.sh: nodes $(node_names | tr '\n' ' ')did not become idle; logs in $STATE/log" >&2
     sinfo -N >&2 || true
     return 1
 }
 
+wait_gone() {  # pid: up to 15 s for a daemon to exit, then SIGKILL it
+    for _ in $(seq 1 30); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.5
+    done
+    kill -9 "$1" 2>/dev/null || true
+}
+
 stop() {
-    if command -v scancel >/dev/null && pgrep -x slurmctld >/dev/null; then
-        scancel --full "$(squeue -h -o %i | tr '\n' ' ')" 2>/dev/null || true
+    if command -v scontrol >/dev/null && scontrol ping >/dev/null 2>&1; then
+        local jobs
+        jobs=$(squeue -h -o %i 2>/dev/null | tr '\n' ' ')
+        # shellcheck disable=SC2086
+        [ -n "${jobs// /}" ] && scancel $jobs 2>/dev/null
         for _ in $(seq 1 20); do
             [ -z "$(squeue -h 2>/dev/null)" ] && break
             sleep 0.5
         done
+        # the controller that answers (whichever configuration it runs) and its slurmds
+        scontrol shutdown >/dev/null 2>&1 || true
     fi
-    # only the daemons this script started (their pid files), never by name
+    # and the daemons this script started (their pid files), never by name
+    local pids=""
     for f in "$STATE"/slurmd-*.pid "$STATE"/slurmctld.pid; do
         [ -f "$f" ] || continue
-        kill "$(cat "$f")" 2>/dev/null || true
+        pids="$pids $(cat "$f")"
         rm -f "$f"
     done
+    for pid in $pids; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in $pids; do
+        wait_gone "$pid"
+    done
+    # a new controller cannot bind its port while an old one is still shutting down
+    for _ in $(seq 1 30); do
+        scontrol ping >/dev/null 2>&1 || return 0
+        sleep 0.5
+    done
+    echo "local_slurm.sh: a slurmctld this script does not know still answers; stop it first" >&2
+    return 1
 }
 
 start() {
