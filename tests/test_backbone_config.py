@@ -54,8 +54,15 @@ def test_misspelled_key_fails_with_its_name():
 
 
 def test_wrong_type_fails_with_key_name():
-    with pytest.raises(ConfigError, match="optim.steps"):
-        validate(compose(["optim.steps=many"]))
+    # Hydra composes onto the typed schema, so this fails at composition, naming the key
+    with pytest.raises(ConfigCompositionException, match="optim.steps"):
+        compose(["optim.steps=many"])
+
+
+def test_every_schema_key_is_settable_without_plus():
+    cfg = validate(compose(["model.compile=true", "model.lock_text=true", "optim.eps=1e-8",
+                            "data.lookahead_sets=4", "logger.run_name=x"]))
+    assert cfg.model.compile and cfg.model.lock_text and cfg.optim.eps == 1e-8
 
 
 def test_bad_choice_fails_with_choices():
@@ -64,9 +71,9 @@ def test_bad_choice_fails_with_choices():
 
 
 def test_unknown_key_in_yaml_is_rejected():
-    cfg = compose()
     from omegaconf import OmegaConf
-    OmegaConf.set_struct(cfg, False)
+    # a plain (untyped) config, as a user's YAML loads, with a typo in it
+    cfg = OmegaConf.create(OmegaConf.to_container(compose()))
     cfg.loss.hn_wieght = 0.5
     with pytest.raises(ConfigError, match="hn_wieght"):
         validate(cfg)

@@ -139,3 +139,13 @@ def validate(cfg: Any) -> Config:
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def register_schema():
+    """Register the schema with Hydra so composition itself starts from every key and its
+    type: `model.compile=true` works without a '+', and a typo fails at composition."""
+    from hydra.core.config_store import ConfigStore
+    ConfigStore.instance().store(name="hnclip_schema", node=Config)
+
+
+register_schema()
