@@ -50,7 +50,7 @@ def test_nonfinite_steps_are_skipped_counted_and_many_stop(tiny_data, reference,
     """NaN loss at steps 3-4 (skipped, run goes on), then at 7-9: three in a row stop it."""
     run = tmp_path / "run"
     r = run_trainer(tiny_overrides(tiny_data, run, steps=12, **{"checkpoint.every_steps": 2,
-                                                                 "+optim.max_nonfinite_in_row": 3}),
+                                                                 "optim.max_nonfinite_in_row": 3}),
                     nan_steps=(3, 4, 7, 8, 9))
     assert r.returncode != 0
     rows = {row["step"]: row for row in metric_rows(run) if "loss/total" in row}

@@ -166,7 +166,8 @@ class Trainer:
         state = {"step": self.step, "samples_seen": self.samples_seen,
                  "nonfinite_total": self.nonfinite_total, "world_size": self.world,
                  # the loader replays to this many loader steps (micro-batches) on resume
-                 "data_position": {"steps_consumed": self.step * self.cfg.optim.accum_steps},
+                 "data_position": {"steps_consumed": self.step * self.cfg.optim.accum_steps,
+                                   "signature": self._data_signature()},
                  "grad_scaler": scaler.state_dict() if scaler is not None else None}
         if not self.deepspeed:  # under DeepSpeed the engine writes its (sharded) states
             state["model"] = self.raw_model.state_dict()
@@ -204,6 +205,12 @@ class Trainer:
             scaler.load_state_dict(state["grad_scaler"])
         self.step, self.samples_seen = state["step"], state["samples_seen"]
         self.nonfinite_total = state.get("nonfinite_total", 0)
+        saved = state.get("data_position", {}).get("signature")
+        if saved is not None and saved != self._data_signature() and self.is_main:
+            # the replay is exact only for the same streams, seed, ranks and workers
+            changed = sorted(k for k in saved if saved.get(k) != self._data_signature().get(k))
+            print(f"[hnclip] WARNING: data setup changed since {path} ({', '.join(changed)}): "
+                  f"training continues, but the data order is not the uninterrupted run's", flush=True)
         rng = ckpt.load_rng(path, self.rank)
         if rng is not None:
             ckpt.set_rng_state(rng)
@@ -215,6 +222,14 @@ class Trainer:
             print(f"[hnclip] resumed from {path} at step {self.step} "
                   f"({dropped} metrics rows after it dropped)", flush=True)
         D.barrier()
+
+    def _data_signature(self):
+        d = self.cfg.data
+        return {"world": self.world, "workers": d.workers, "seed": self.cfg.seed,
+                "accum_steps": self.cfg.optim.accum_steps,
+                "streams": {k: v for k, v in OmegaConf.to_container(d, resolve=True).items()
+                            if k in ("pairs", "sets", "pairs_per_step", "set_items_per_step",
+                                     "resampled", "shuffle_buffer", "lookahead_sets")}}
 
     # -- signals: SLURM's warning signal or a polite kill -> checkpoint and exit ----------
     def _install_signals(self):
