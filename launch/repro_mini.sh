@@ -18,7 +18,7 @@ OUT=${1:-outputs/repro_mini}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-500}
 PRETRAIN_LR=${PRETRAIN_LR:-1e-3}
 PRETRAIN_PAIRS=${PRETRAIN_PAIRS:-96}
-FINETUNE_STEPS=${FINETUNE_STEPS:-250}
+FINETUNE_STEPS=${FINETUNE_STEPS:-400}
 # the calibration: fine-tuning a model trained from scratch needs an LR near the pre-training one
 FINETUNE_LR=${FINETUNE_LR:-1e-3}
 LAMBDA=${LAMBDA:-1.0}
