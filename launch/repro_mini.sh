@@ -15,10 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${1:-outputs/repro_mini}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-500}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-1500}
 PRETRAIN_LR=${PRETRAIN_LR:-1e-3}
 PRETRAIN_PAIRS=${PRETRAIN_PAIRS:-96}
-FINETUNE_STEPS=${FINETUNE_STEPS:-400}
+FINETUNE_STEPS=${FINETUNE_STEPS:-500}
 # the calibration: fine-tuning a model trained from scratch needs an LR near the pre-training one
 FINETUNE_LR=${FINETUNE_LR:-1e-3}
 LAMBDA=${LAMBDA:-1.0}
@@ -34,7 +34,7 @@ stamp() { echo "[repro_mini] $(( $(date +%s) - T0 )) s: $*"; }
 
 if [ ! -f "$OUT/data/.complete" ]; then
   stamp "generating data"
-  $PY -m train.repro.data --out "$OUT/data"
+  $PY -m train.repro.data --out "$OUT/data" --heldout-per-subset "${HELDOUT_PER_SUBSET:-200}"
 fi
 
 BASE="$OUT/pretrain/final/open_clip_pytorch_model.bin"
