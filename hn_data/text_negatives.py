@@ -106,7 +106,11 @@ def relation(caption, rng):
 
 def swap_attribute(caption, rng):
     w = _words(caption)
-    idx = [i for i, t in enumerate(w) if t.lower().strip(",.") in ATTRIBUTES]
+    return _swap_two(w, [i for i, t in enumerate(w) if t.lower().strip(",.") in ATTRIBUTES], rng)
+
+
+def _swap_two(w, idx, rng):
+    """Swap two of the words at positions idx that differ; None if no such pair."""
     pairs = [(i, j) for a, i in enumerate(idx) for j in idx[a + 1:] if w[i].lower() != w[j].lower()]
     if not pairs:
         return None
@@ -131,13 +135,7 @@ def _nouns(w):
 
 def swap_object(caption, rng):
     w = _words(caption)
-    idx = _nouns(w)
-    pairs = [(i, j) for a, i in enumerate(idx) for j in idx[a + 1:] if w[i].lower() != w[j].lower()]
-    if not pairs:
-        return None
-    i, j = pairs[int(rng.integers(len(pairs)))]
-    w[i], w[j] = w[j], w[i]
-    return " ".join(w)
+    return _swap_two(w, _nouns(w), rng)
 
 
 NEGATIONS = [(r"\bthere is no\b", "there is a"), (r"\bthere are no\b", "there are some"),

@@ -13,12 +13,13 @@
 
 A line with a missing key or unreadable JSON is an error naming the file and line; a box that
 is empty or lies outside its image is skipped and counted (real annotations have a few)."""
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
 from PIL import Image
+
+from hn_data.convert_common import jsonl_records
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "validation": "val", "dev": "val", "test": "test"}
 
@@ -44,41 +45,34 @@ def load_refs(path, image_root=None) -> Tuple[List[Ref], dict]:
     path = Path(path)
     root = Path(image_root) if image_root else path.parent
     refs, skipped, sizes = [], {"bad_box": 0, "missing_image": 0}, {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e})") from None
-            for key in ("image", "bbox", "category", "split"):
-                if key not in rec:
-                    raise ValueError(f"{where}: missing key '{key}' (see train/probe/refs.py for the format)")
-            phrases = rec.get("sentences") or ([rec["phrase"]] if "phrase" in rec else None)
-            if not phrases:
-                raise ValueError(f"{where}: needs 'phrase' or a non-empty 'sentences' list")
-            split = SPLIT_ALIASES.get(str(rec["split"]).lower())
-            if split is None:
-                raise ValueError(f"{where}: split '{rec['split']}' is not one of train/val/test")
-            img = Path(rec["image"])
-            img = img if img.is_absolute() else root / img
-            if "width" in rec and "height" in rec:
-                w, h = float(rec["width"]), float(rec["height"])
-            else:
-                if img not in sizes:
-                    if not img.is_file():
-                        skipped["missing_image"] += 1
-                        continue
-                    with Image.open(img) as im:
-                        sizes[img] = im.size
-                w, h = sizes[img]
-            x, y, bw, bh = (float(v) for v in rec["bbox"])
-            x0, y0, x1, y1 = max(x, 0) / w, max(y, 0) / h, min(x + bw, w) / w, min(y + bh, h) / h
-            if x1 <= x0 or y1 <= y0:
-                skipped["bad_box"] += 1
-                continue
-            for p in phrases:
-                refs.append(Ref(str(img), str(p), (x0, y0, x1, y1), str(rec["category"]), split))
+    for lineno, rec in jsonl_records(path):  # errors name FILE:LINE
+        where = f"{path}:{lineno}"
+        for key in ("image", "bbox", "category", "split"):
+            if key not in rec:
+                raise ValueError(f"{where}: missing key '{key}' (see train/probe/refs.py for the format)")
+        phrases = rec.get("sentences") or ([rec["phrase"]] if "phrase" in rec else None)
+        if not phrases:
+            raise ValueError(f"{where}: needs 'phrase' or a non-empty 'sentences' list")
+        split = SPLIT_ALIASES.get(str(rec["split"]).lower())
+        if split is None:
+            raise ValueError(f"{where}: split '{rec['split']}' is not one of train/val/test")
+        img = Path(rec["image"])
+        img = img if img.is_absolute() else root / img
+        if "width" in rec and "height" in rec:
+            w, h = float(rec["width"]), float(rec["height"])
+        else:
+            if img not in sizes:
+                if not img.is_file():
+                    skipped["missing_image"] += 1
+                    continue
+                with Image.open(img) as im:
+                    sizes[img] = im.size
+            w, h = sizes[img]
+        x, y, bw, bh = (float(v) for v in rec["bbox"])
+        x0, y0, x1, y1 = max(x, 0) / w, max(y, 0) / h, min(x + bw, w) / w, min(y + bh, h) / h
+        if x1 <= x0 or y1 <= y0:
+            skipped["bad_box"] += 1
+            continue
+        for p in phrases:
+            refs.append(Ref(str(img), str(p), (x0, y0, x1, y1), str(rec["category"]), split))
     return refs, skipped

@@ -7,10 +7,11 @@
 folder). `label` is 1 when the caption is true of the image. Per-category scores use
 `relation`. Lines whose image is missing are skipped and counted; anything else malformed is
 an error naming the file and line."""
-import json
 from pathlib import Path
 
 import torch
+
+from hn_data.convert_common import jsonl_records
 
 from .common import SPLITS, Split, Task
 
@@ -19,29 +20,22 @@ def load_split(path, image_root=None):
     path = Path(path)
     root = Path(image_root) if image_root else path.parent
     images, texts, labels, rels, keys, missing = [], [], [], [], [], 0
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from None
-            for key in ("image", "caption", "label", "relation"):
-                if key not in rec:
-                    raise ValueError(f"{path}:{lineno}: missing VSR key '{key}'")
-            if rec["label"] not in (0, 1, True, False):
-                raise ValueError(f"{path}:{lineno}: label must be 0 or 1, got {rec['label']!r}")
-            img = root / rec["image"]
-            if not img.is_file():
-                missing += 1
-                continue
-            images.append(str(img))
-            texts.append(str(rec["caption"]))
-            labels.append(float(rec["label"]))
-            rels.append(str(rec["relation"]))
-            # embed mode: what the caption says, as ids (VSR records carry subj and obj)
-            keys.append(f"{rec.get('subj', '')}|{rec['relation']}|{rec.get('obj', '')}")
+    for lineno, rec in jsonl_records(path):  # errors name FILE:LINE
+        for key in ("image", "caption", "label", "relation"):
+            if key not in rec:
+                raise ValueError(f"{path}:{lineno}: missing VSR key '{key}'")
+        if rec["label"] not in (0, 1, True, False):
+            raise ValueError(f"{path}:{lineno}: label must be 0 or 1, got {rec['label']!r}")
+        img = root / rec["image"]
+        if not img.is_file():
+            missing += 1
+            continue
+        images.append(str(img))
+        texts.append(str(rec["caption"]))
+        labels.append(float(rec["label"]))
+        rels.append(str(rec["relation"]))
+        # embed mode: what the caption says, as ids (VSR records carry subj and obj)
+        keys.append(f"{rec.get('subj', '')}|{rec['relation']}|{rec.get('obj', '')}")
     split = Split(images=images, texts=texts,
                   keys=keys,
                   targets=torch.tensor(labels), categories=rels)
