@@ -54,3 +54,26 @@ def test_pretrain_finetune_evaluate_report(toy):
     assert f"{s['mean/i2t']:.1f} ± {s['mean/i2t_se']:.1f}" in md
     assert all(0 <= s[f"{sub}/i2t"] <= 100 and s[f"{sub}/n_sets"] == 2 for sub in report.SUBSETS)
     assert (toy / "report" / "repro_chart.png").stat().st_size > 1000
+
+
+def test_report_averages_fine_tuning_seeds(tmp_path):
+    keys = {f"{sub}/{d}": 0.0 for sub in report.SUBSETS + ["mean"] for d in ("i2t", "t2i", "i2t_se", "t2i_se")}
+    keys.update({"zeroshot/acc": 80.0, "zeroshot/se": 1.0, "zeroshot/chance": 7.1})
+
+    def write(name, i2t, se):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**keys, "mean/i2t": i2t, "mean/i2t_se": se}))
+    write("none", 30.0, 1.0)
+    for v in ("hn", "both"):
+        write(v, 60.0, 1.0)
+    write("clip_s0", 26.0, 1.0)
+    write("clip_s1", 29.0, 3.0)
+    write("clip_s10", 32.0, 2.0)
+    scores = report.load_scores(tmp_path)
+    assert scores["clip"]["mean/i2t"] == pytest.approx(29.0)
+    assert scores["clip"]["mean/i2t_se"] == pytest.approx(2.0)      # mean of the seeds' s.e.
+    assert [s["seed"] for s in scores["clip"]["seeds"]] == [0, 1, 10]
+    assert "3: 26.0/0.0, 29.0/0.0, 32.0/0.0" in report.table3(scores)
+    assert "L_clip-only row within 2 points of base, mean SPEC I2T: -1.0" in report.claims(scores)
+    write("clip", 20.0, 1.0)      # two layouts for one variant is ambiguous
+    with pytest.raises(ValueError, match="clip.json"):
+        report.load_scores(tmp_path)

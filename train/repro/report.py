@@ -1,7 +1,10 @@
 """Assemble the scores of the four rows into Table-3-shaped markdown, a per-subset table, the
 claim checks and a bar chart.
 
-    python -m train.repro.report --scores DIR --out DIR   (DIR/scores/<variant>.json)"""
+    python -m train.repro.report --scores DIR --out DIR
+
+DIR holds <variant>.json, or <variant>_s<seed>.json for a variant fine-tuned with several seeds:
+those rows show the mean over seeds (claims are checked on it) and each seed's mean accuracy."""
 import argparse
 import json
 from pathlib import Path
@@ -13,17 +16,60 @@ ROWS = [("none", "CLIP (pre-trained, no fine-tuning)", "", ""),
 SUBSETS = ["absolute_size", "relative_size", "absolute_spatial", "relative_spatial", "existence", "count"]
 
 
+def average_seeds(runs):
+    """One row from several seeds' score dicts: every figure is the mean over seeds. Its standard
+    error over sets is given as the mean of the seeds' (seeds are scored on the same sets, so
+    their errors are correlated and dividing by sqrt(n) would overstate the precision); the
+    spread between seeds is shown apart, as each seed's mean accuracy."""
+    n = len(runs)
+    row = {}
+    for key in runs[0]:
+        if key.startswith("_"):
+            continue
+        vals = [r[key] for r in runs]
+        row[key] = sum(vals) / n
+    row["seeds"] = [{"seed": r["_seed"], "mean/i2t": r["mean/i2t"], "mean/t2i": r["mean/t2i"],
+                     "zeroshot/acc": r["zeroshot/acc"]} for r in runs]
+    return row
+
+
+def load_scores(folder):
+    folder = Path(folder)
+    scores = {}
+    for v, *_ in ROWS:
+        single = folder / f"{v}.json"
+        seeded = sorted(folder.glob(f"{v}_s*.json"), key=lambda p: int(p.stem.rsplit("_s", 1)[1]))
+        if single.is_file() and seeded:
+            raise ValueError(f"{folder}: both {single.name} and {seeded[0].name}; keep one layout per variant")
+        if single.is_file():
+            row = json.loads(single.read_text())
+            row["seeds"] = []
+        elif seeded:
+            runs = [{**json.loads(p.read_text()), "_seed": int(p.stem.rsplit("_s", 1)[1])} for p in seeded]
+            row = average_seeds(runs)
+        else:
+            raise FileNotFoundError(f"missing scores for variant '{v}': {single} or {v}_s<seed>.json")
+        scores[v] = row
+    return scores
+
+
+def seed_cell(s):
+    if len(s["seeds"]) < 2:
+        return "1"
+    return f"{len(s['seeds'])}: " + ", ".join(f"{x['mean/i2t']:.1f}/{x['mean/t2i']:.1f}" for x in s["seeds"])
+
+
 def pm(s, key):
     return f"{s[key]:.1f} ± {s[key + '_se']:.1f}"
 
 
 def table3(scores):
-    lines = ["| config | L_clip | L_hn | SPEC I2T | SPEC T2I | zero-shot |",
-             "| --- | :-: | :-: | ---: | ---: | ---: |"]
+    lines = ["| config | L_clip | L_hn | SPEC I2T | SPEC T2I | zero-shot | seeds: I2T/T2I of each |",
+             "| --- | :-: | :-: | ---: | ---: | ---: | --- |"]
     for v, name, c, h in ROWS:
         s = scores[v]
         lines.append(f"| {name} | {c} | {h} | {pm(s, 'mean/i2t')} | {pm(s, 'mean/t2i')} | "
-                     f"{s['zeroshot/acc']:.1f} ± {s['zeroshot/se']:.1f} |")
+                     f"{s['zeroshot/acc']:.1f} ± {s['zeroshot/se']:.1f} | {seed_cell(s)} |")
     return "\n".join(lines)
 
 
@@ -88,12 +134,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--note", default="", help="a line saying how the numbers were made")
     args = ap.parse_args(argv)
-    scores = {}
-    for v, *_ in ROWS:
-        path = Path(args.scores) / f"{v}.json"
-        if not path.is_file():
-            raise FileNotFoundError(f"missing scores for variant '{v}': {path}")
-        scores[v] = json.loads(path.read_text())
+    scores = load_scores(args.scores)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     chart(scores, out / "repro_chart.png")
