@@ -110,7 +110,7 @@ def chart(scores, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
     x = np.arange(len(SUBSETS) + 1)
     w = 0.2
     for ax, d in zip(axes, ("i2t", "t2i")):
@@ -123,8 +123,13 @@ def chart(scores, path):
         ax.set_title(f"held-out SPEC {d.upper()} accuracy (%), ± 1 s.e. over sets")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
-    axes[0].legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    n_seeds = max(len(scores[v]["seeds"]) for v, *_ in ROWS)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if n_seeds > 1:
+        labels = [l if v == "none" else f"{l} (mean of {len(scores[v]['seeds'])} seeds)"
+                  for l, (v, *_) in zip(labels, ROWS)]
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(ROWS))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
 
 
