@@ -52,12 +52,13 @@ fi
 # one thread each, at most JOBS at a time
 SEEDS=${SEEDS:-0 1}
 JOBS=${JOBS:-3}
+throttle() { while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done; }  # at most JOBS running
 run_dir() { local d="$OUT/$1"; [ "$2" != 0 ] && d="${d}_s$2"; echo "$d"; }
 for seed in $SEEDS; do
   for v in hn clip both; do
     d=$(run_dir "$v" "$seed")
     [ -f "$d/final/open_clip_pytorch_model.bin" ] && continue
-    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+    throttle
     stamp "fine-tuning '$v' seed $seed ($FINETUNE_STEPS steps), log $d.log"
     $PY -m train.repro.run finetune --variant "$v" --init "$BASE" --data "$OUT/data" --out "$d" \
       --steps "$FINETUNE_STEPS" --lr "$FINETUNE_LR" --warmup 30 --lam "$LAMBDA" --seed "$seed" \
@@ -80,7 +81,7 @@ for seed in $SEEDS; do for v in hn clip both; do
 done; done
 rm -f "$OUT"/scores/*.json
 for j in "${jobs_list[@]}"; do
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  throttle
   $PY -m train.repro.evaluate --weights "${j#*:}" --data "$OUT/data" --out "$OUT/scores/${j%%:*}.json" &
 done
 wait

@@ -205,10 +205,10 @@ class Trainer:
             scaler.load_state_dict(state["grad_scaler"])
         self.step, self.samples_seen = state["step"], state["samples_seen"]
         self.nonfinite_total = state.get("nonfinite_total", 0)
-        saved = state.get("data_position", {}).get("signature")
-        if saved is not None and saved != self._data_signature() and self.is_main:
+        saved, now = state.get("data_position", {}).get("signature"), self._data_signature()
+        if saved is not None and saved != now and self.is_main:
             # the replay is exact only for the same streams, seed, ranks and workers
-            changed = sorted(k for k in saved if saved.get(k) != self._data_signature().get(k))
+            changed = sorted(k for k in saved if saved[k] != now.get(k))
             print(f"[hnclip] WARNING: data setup changed since {path} ({', '.join(changed)}): "
                   f"training continues, but the data order is not the uninterrupted run's", flush=True)
         rng = ckpt.load_rng(path, self.rank)

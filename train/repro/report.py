@@ -33,19 +33,24 @@ def average_seeds(runs):
     return row
 
 
+def seed_of(path):
+    """The seed in a score file's name: <variant>_s<seed>.json."""
+    return int(Path(path).stem.rsplit("_s", 1)[1])
+
+
 def load_scores(folder):
     folder = Path(folder)
     scores = {}
     for v, *_ in ROWS:
         single = folder / f"{v}.json"
-        seeded = sorted(folder.glob(f"{v}_s*.json"), key=lambda p: int(p.stem.rsplit("_s", 1)[1]))
+        seeded = sorted(folder.glob(f"{v}_s*.json"), key=seed_of)
         if single.is_file() and seeded:
             raise ValueError(f"{folder}: both {single.name} and {seeded[0].name}; keep one layout per variant")
         if single.is_file():
             row = json.loads(single.read_text())
             row["seeds"] = []
         elif seeded:
-            runs = [{**json.loads(p.read_text()), "_seed": int(p.stem.rsplit("_s", 1)[1])} for p in seeded]
+            runs = [{**json.loads(p.read_text()), "_seed": seed_of(p)} for p in seeded]
             row = average_seeds(runs)
         else:
             raise FileNotFoundError(f"missing scores for variant '{v}': {single} or {v}_s<seed>.json")
@@ -123,11 +128,9 @@ def chart(scores, path):
         ax.set_title(f"held-out SPEC {d.upper()} accuracy (%), ± 1 s.e. over sets")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
-    n_seeds = max(len(scores[v]["seeds"]) for v, *_ in ROWS)
     handles, labels = axes[0].get_legend_handles_labels()
-    if n_seeds > 1:
-        labels = [l if v == "none" else f"{l} (mean of {len(scores[v]['seeds'])} seeds)"
-                  for l, (v, *_) in zip(labels, ROWS)]
+    labels = [f"{l} (mean of {len(scores[v]['seeds'])} seeds)" if len(scores[v]["seeds"]) > 1 else l
+              for l, (v, *_) in zip(labels, ROWS)]
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(ROWS))
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
