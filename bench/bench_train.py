@@ -1,6 +1,11 @@
 """Training throughput, side by side with open_clip's own trainer, in one run.
 
-    .venv/bin/python bench/bench_train.py [--rounds 2] [--vit-b32] [--markdown FILE]
+    .venv/bin/python bench/bench_train.py [--rounds 2] [--vit-b32] [--captions laion|short] [--markdown FILE]
+
+Pair captions have LAION's length distribution by default (bench/laion_captions.py: median
+~10 words, 2.5 % over 50 words, so most steps hold a caption that fills the context);
+`--captions short` keeps the embedded default's ~10-token captions, which flatter cutting the
+text tower to the step's longest caption.
 
 Arms, each in its own process, on the same model, shards, batch size, precision and workers:
   ours_pairs      our trainer, pairs only                     (real data loader)
@@ -170,6 +175,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data/default", help="embedded default data (hn_data.make_default)")
     ap.add_argument("--pair-shards", type=int, default=8)
+    ap.add_argument("--captions", default="laion", choices=("laion", "short"),
+                    help="laion: pair shards re-captioned with LAION's length tail (the claim); "
+                         "short: the embedded default's ~10-token captions")
     ap.add_argument("--model", default="hnclip-tiny")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--batch", type=int, default=64, help="pairs per step (= open_clip's --batch-size)")
@@ -197,6 +205,10 @@ def main(argv=None):
     if not (ROOT / a.data / "pairs").is_dir() and not Path(a.data, "pairs").is_dir():
         sys.exit(f"bench: no pairs under {a.data}; make them with "
                  f"`.venv/bin/python -m hn_data.make_default --out {a.data}`")
+    if a.captions == "laion":
+        from bench.laion_captions import make as make_laion
+        src = a.data if Path(a.data, "pairs").is_dir() else str(ROOT / a.data)
+        a.data = str(make_laion(src, src.rstrip("/") + "-laion"))
     names = list(TINY_ARMS) + (list(VIT_ARMS) if a.vit_b32 else [])
     if a.arms:
         unknown = set(a.arms.split(",")) - set(TINY_ARMS + VIT_ARMS)
@@ -230,12 +242,12 @@ def main(argv=None):
             rounds.append(res)
     peaks_end = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     summary = summarize(rounds, peaks, a)
-    summary.update(started=started, command=" ".join(["bench/bench_train.py"] + (argv or sys.argv[1:])),
+    summary.update(started=started, captions=a.captions, data=a.data, command=" ".join(["bench/bench_train.py"] + (argv or sys.argv[1:])),
                    load_start=load_start, load_end=os.getloadavg(), cpus=os.cpu_count(),
                    torch_threads=torch.get_num_threads(), matmul_peak=peaks, matmul_peak_end=peaks_end,
                    rounds=rounds)
     text = table(summary)
-    env = (f"started {started}; {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    env = (f"started {started}; captions: {a.captions} ({a.data}); {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
            f"matmul peak fp32 {peaks['fp32'] / 1e9:.0f} / bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s at start, "
            f"{peaks_end['fp32'] / 1e9:.0f} / {peaks_end['bf16'] / 1e9:.0f} at end; "
            f"load average {load_start[0]:.1f} at start, {summary['load_end'][0]:.1f} at end")
