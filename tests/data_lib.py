@@ -76,13 +76,29 @@ def identity_tokenizer(texts):
     return list(texts)
 
 
-def corrupt_header(path, member_name):
-    """Overwrite the checksum field of one member's header: tar readers must resync."""
+def corrupt_header(path, member_name, which="first"):
+    """Overwrite the checksum field of one member's header: tar readers must resync.
+    which="first": the first header block of the member (its PAX extended header when it has
+    one); "own": the member's own ustar header, the block just before its data."""
     with tarfile.open(path) as t:
-        offset = t.getmember(member_name).offset
+        info = t.getmember(member_name)
+    offset = info.offset if which == "first" else info.offset_data - tarfile.BLOCKSIZE
     with open(path, "r+b") as f:
         f.seek(offset + 148)  # chksum field
         f.write(b"999999\0 ")
+
+
+def img2dataset_shard(path, n, caption="pair"):
+    """A shard written the way img2dataset writes them: webdataset's TarWriter, whose float
+    mtime puts a PAX extended header before every member. Sample i: KEY.jpg/.txt/.json,
+    caption '<caption> i<i>'."""
+    import webdataset as wds
+    with wds.TarWriter(str(path)) as w:
+        for i in range(n):
+            key = f"{i:09d}"
+            w.write({"__key__": key, "jpg": jpg((i * 9 % 256, 50, 90)), "txt": f"{caption} i{i}",
+                     "json": json.dumps({"key": key, "status": "success"}).encode()})
+    return str(path)
 
 
 def truncate(path, keep_fraction=0.6):

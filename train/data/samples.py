@@ -6,18 +6,19 @@ handlers cannot tell "this shard cannot be opened at all" (a user error: wrong p
 pipe command, not a tar) from "this shard is damaged half-way" (normal in real crawls). The
 first is an error naming the shard unless the user opted into skipping; the second is counted:
 
-  corrupt_member   a damaged member header: the reader resyncs on the next valid header, and
-                   the sample that lost a member is then counted again by the decoder
+  corrupt_member   a damaged member header (PAX extended headers included): the reader
+                   resyncs on the next valid header (tar_blocks.py), and the sample that
+                   lost a member is then counted again by the decoder
   truncated_shard  the shard ends mid-member (its remaining samples are lost)
   unreadable_shard a shard that could not be opened/read, with data.skip_missing_shards=true
 """
 import re
-import tarfile
 from collections import Counter
 
 from webdataset.gopen import gopen
 
-BLOCK = tarfile.BLOCKSIZE
+from .tar_blocks import NotATar, Truncated, tar_members
+
 # webdataset's key rule: the key is everything before the first dot of the base name,
 # so "KEY.0.png" belongs to sample KEY with extension "0.png".
 _KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
@@ -37,33 +38,18 @@ def _members(url: str, counters: Counter, strict_open: bool):
     except Exception as e:
         yield from _unreadable(url, e, counters, strict_open)
         return
+    read_any = False
     try:
         try:
-            # the first header is read strictly: a file that is not a tar fails here
-            tar = tarfile.open(fileobj=stream, mode="r|")
-        except Exception as e:
+            for name, data in tar_members(stream, lambda: counters.update(["corrupt_member"])):
+                read_any = True
+                yield name, data
+        except NotATar as e:
             yield from _unreadable(url, e, counters, strict_open)
-            return
-        # after it, on a damaged header scan forward to the next valid one instead of silently
-        # treating the rest of the shard as end-of-archive (tarfile's default)
-        tar.ignore_zeros = True
-        expected = 0  # where the next header should start if nothing was damaged
-        try:
-            for info in tar:
-                if info.offset > expected:
-                    counters["corrupt_member"] += 1
-                expected = info.offset_data + -(-info.size // BLOCK) * BLOCK
-                if not info.isreg():
-                    continue
-                data = tar.extractfile(info).read()
-                if len(data) != info.size:
-                    raise tarfile.ReadError("unexpected end of data")
-                tar.members = []  # streaming: do not keep every TarInfo in memory
-                yield info.name, data
-        except (tarfile.TarError, OSError, EOFError) as e:
-            if expected == 0 and strict_open:
+        except (Truncated, OSError) as e:
+            if not read_any and strict_open:
                 raise ShardReadError(f"cannot read shard {url}: {e}") from e
-            counters["truncated_shard" if expected else "unreadable_shard"] += 1
+            counters["truncated_shard" if read_any else "unreadable_shard"] += 1
     finally:
         try:
             stream.close()  # a pipe: URL reports its exit status here

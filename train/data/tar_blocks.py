@@ -1,0 +1,163 @@
+"""Regular-file members of a tar stream, read block by block so that a damaged header costs
+one member, not the rest of the shard.
+
+Python's tarfile cannot do this in stream mode: with `ignore_zeros` it skips a bad plain
+header, but a bad header that follows a PAX extended header (img2dataset, through
+webdataset's writer, puts one before every member: its float mtime does not fit the ustar
+field) raises ReadError, and the caller can only drop the rest of the stream. Here every
+512-byte block that is not a valid header (checksum, size field) is skipped until the next
+valid one; each run of skipped blocks is reported once through `on_damage`.
+
+Understood: ustar/GNU/PAX headers, PAX `path` and `size` records (per member and global),
+GNU long names. Other member types (directories, links, ...) are skipped."""
+BLOCK = 512
+_ZERO = bytes(BLOCK)
+_REGULAR = (b"0", b"\0", b"7")
+
+
+class NotATar(ValueError):
+    """The stream is empty or its first block is not a tar header."""
+
+
+class Truncated(EOFError):
+    """The stream ended inside a header or a member's data."""
+
+
+def _read(stream, n: int) -> bytes:
+    """n bytes, fewer only at the end of the stream (pipes return short reads)."""
+    parts, got = [], 0
+    while got < n:
+        b = stream.read(n - got)
+        if not b:
+            break
+        parts.append(b)
+        got += len(b)
+    return b"".join(parts)
+
+
+def _number(field: bytes):
+    """A numeric header field: octal text, or GNU base-256 when the top bit is set."""
+    if field[0] & 0x80:
+        if field[0] == 0xFF:  # negative base-256: never a valid size
+            return None
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    text = field.replace(b"\0", b" ").strip()
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        return None
+
+
+def _text(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def parse_header(block: bytes):
+    """-> (name, size, type flag) of a valid header block, else None."""
+    stored = _number(block[148:156])
+    if stored is None:
+        return None
+    body = block[:148] + b" " * 8 + block[156:]
+    unsigned = sum(body)
+    signed = unsigned - 256 * sum(1 for b in body if b > 127)  # some old writers sign the sum
+    if stored not in (unsigned, signed):
+        return None
+    size = _number(block[124:136])
+    if size is None:
+        return None
+    name = _text(block[0:100])
+    if block[257:262] == b"ustar":
+        prefix = _text(block[345:500])
+        if prefix:
+            name = prefix + "/" + name
+    return name, size, block[156:157]
+
+
+def parse_pax(data: bytes) -> dict:
+    """PAX records 'LEN key=value\\n' -> {key: value}; ValueError when malformed."""
+    out, pos = {}, 0
+    while pos < len(data):
+        if data[pos] == 0:  # NUL padding after the last record
+            break
+        space = data.index(b" ", pos)
+        length = int(data[pos:space])
+        record = data[space + 1:pos + length]
+        if length <= 0 or not record.endswith(b"\n") or b"=" not in record:
+            raise ValueError("malformed PAX record")
+        key, value = record[:-1].split(b"=", 1)
+        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+def tar_members(stream, on_damage):
+    """Yield (name, bytes) of each regular file. The first block must be a header (else
+    NotATar); afterwards a block that is not one starts a resync and calls on_damage() once.
+    Raises Truncated when the stream ends inside a header or a member."""
+    first, resyncing = True, False
+    pending, global_attrs = {}, {}  # PAX/GNU attributes of the next member, of all members
+    while True:
+        block = _read(stream, BLOCK)
+        if not block:
+            if first:
+                raise NotATar("empty file")
+            return
+        if len(block) < BLOCK:
+            if first:
+                raise NotATar("shorter than one tar block")
+            raise Truncated("the stream ends inside a header")
+        if block == _ZERO:  # end-of-archive marker or padding: concatenated tars go on after it
+            first = False
+            continue
+        header = parse_header(block)
+        if header is None:
+            if first:
+                raise NotATar("the first block is not a tar header")
+            if not resyncing:
+                on_damage()
+                resyncing = True
+                # the attributes that were read belong to the member whose header is lost
+                pending = {}
+            continue
+        first, resyncing = False, False
+        name, size, kind = header
+        if kind in (b"x", b"g", b"L"):
+            data = _payload(stream, size)
+            if kind == b"L":
+                pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                continue
+            try:
+                attrs = parse_pax(data)
+            except ValueError:
+                # an extended header we cannot read may hold the next member's real name or
+                # size: skip that member rather than trust its plain header
+                on_damage()
+                pending = {"skip": True}
+                continue
+            (global_attrs if kind == b"g" else pending).update(attrs)
+            continue
+        attrs = {**global_attrs, **pending}
+        pending = {}
+        if "size" in attrs:
+            try:
+                size = int(attrs["size"])
+            except ValueError:
+                size = -1
+            if size < 0:
+                on_damage()
+                resyncing = True
+                continue
+        data = _payload(stream, size)
+        if kind in _REGULAR and not attrs.get("skip"):
+            yield attrs.get("path", name), data
+
+
+def _payload(stream, size: int) -> bytes:
+    """A member's data, consuming its padding to the next block."""
+    padded = -(-size // BLOCK) * BLOCK
+    data = _read(stream, padded)
+    if len(data) < padded:
+        raise Truncated("the stream ends inside a member")
+    return data[:size]
