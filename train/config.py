@@ -47,6 +47,8 @@ class LossConfig:
     hn_negatives: str = "step"         # set | step | step+pairs: which captions/images form T
     mask_duplicates: bool = True       # identical captions/images in two sets are never negatives
     sets_in_clip_loss: bool = False    # do candidate-set items also enter L_clip
+    hn_form: str = "softmax"           # softmax (SPEC) | sigmoid (each hard negative a negative pair); docs/families.md
+    caption_weight: float = 2.0        # CoCa only: weight of the captioning loss (open_clip's default)
 
 
 @dataclass
@@ -112,6 +114,7 @@ class ConfigError(ValueError):
 CHOICES = {
     "model.precision": ("fp32", "bf16"),
     "loss.hn_negatives": ("set", "step", "step+pairs"),
+    "loss.hn_form": ("softmax", "sigmoid"),
     "optim.schedule": ("cosine", "constant"),
     "logger.wandb_mode": ("offline", "online", "disabled"),
 }

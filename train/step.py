@@ -5,6 +5,7 @@ from contextlib import contextmanager
 import torch
 
 from . import distributed as D
+from . import families, objectives
 from .losses import NonFiniteFeatures, SetIndex, check_set_index, clip_loss, hn_loss, set_diagnostics
 
 
@@ -40,6 +41,14 @@ def pair_rows(counts):
     return torch.cat([torch.arange(s, s + c[4]) for s, c in zip(starts, counts)])
 
 
+def n_sets_of(sets) -> int:
+    """Sets in a step's collated set batch. The loader says (`n_sets`, no device read); a
+    batch built by hand is counted from its index tensors."""
+    if "n_sets" in sets:
+        return sets["n_sets"]
+    return 1 + max([int(sets[k].max()) for k in ("img_set", "cap_set") if sets[k].numel()] or [-1])
+
+
 @contextmanager
 def _say_which_rank(counts):
     """Bad-input errors are raised on gathered data (so every rank raises together) and so
@@ -63,7 +72,9 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
     else:
         images, tokens = p_img, p_tok
     # one forward per tower for pairs and set items together (through DDP's forward)
-    img_f, txt_f, logit_scale = model(image=images, text=tokens)[:3]
+    # the family (CLIP, SigLIP, CoCa: train/families.py) decides the pair and caption objectives
+    enc = families.encode(model, images, tokens, n_caption=n_pi)
+    img_f, txt_f, logit_scale = enc.image, enc.text, enc.logit_scale
     # the losses run in fp32 at least (bf16 logits lose the hard negatives' small margins);
     # float64 stays float64 (the exactness tests run there)
     img_f, txt_f = (f if f.dtype == torch.float64 else f.float() for f in (img_f, txt_f))
@@ -75,24 +86,28 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
         # set items (each image with its own caption) join L_clip as ordinary pairs
         pi = torch.cat([pi, si])
         pt = torch.cat([pt, sc[sets["img_cap"].to(device)]])
-    n_sets = 1 + max([int(sets[k].max()) for k in ("img_set", "cap_set") if sets[k].numel()] or [-1]) \
-        if sets is not None else 0
+    n_sets = n_sets_of(sets) if sets is not None else 0
     # one collective for every count of the step: gather sizes, offsets and loss scales
     counts = D.all_gather_counts([pi.shape[0], si.shape[0], sc.shape[0], n_sets, n_pi], device)
     with _say_which_rank(counts):
         pi_all = D.gather_with_grad(pi, [c[0] for c in counts])
         pt_all = D.gather_with_grad(pt, [c[0] for c in counts])
         off = sum(c[0] for c in counts[:D.rank()])
-        l_clip = clip_loss(pi, pt, pi_all, pt_all, logit_scale, off) * global_mean_scale(counts, 0)
+        l_clip = objectives.pair_loss(enc, pi, pt, pi_all, pt_all, off) * global_mean_scale(counts, 0)
         total = loss_cfg.clip_weight * l_clip
         logs["loss/clip"] = l_clip.detach()
+        l_cap = objectives.caption_term(enc, device)
+        if l_cap is not None:
+            total = total + loss_cfg.caption_weight * l_cap
+            logs["loss/caption"] = l_cap.detach()
 
         if sets is not None:
             idx, img_off, cap_off = gather_set_index(sets, counts, device)
             si_all = D.gather_with_grad(si, [c[1] for c in counts])
             sc_all = D.gather_with_grad(sc, [c[2] for c in counts])
             pairs_as_keys = loss_cfg.hn_negatives == "step+pairs"
-            l_i2t, l_t2i = hn_loss(si, sc, si_all, sc_all, logit_scale, idx, img_off, cap_off,
+            l_i2t, l_t2i = objectives.hn_loss_for(loss_cfg.hn_form, enc)(
+                                   si, sc, si_all, sc_all, logit_scale, idx, img_off, cap_off,
                                    pool=loss_cfg.hn_negatives, mask_duplicates=loss_cfg.mask_duplicates,
                                    pair_img_keys=pi_all[pair_rows(counts)] if pairs_as_keys else None,
                                    pair_cap_keys=pt_all[pair_rows(counts)] if pairs_as_keys else None)
