@@ -8,6 +8,7 @@ import pytest
 from train import dynamics
 from train.eval import build_one
 from train.eval import fixtures as fx
+from train.eval.contract import run_suite
 from train.eval.during_training import example_rows, run_due
 from train.eval.reference import markdown
 from train.eval.toy import ToyEncoder, World
@@ -22,13 +23,13 @@ def write_history(run_dir, rows):
 
 def test_kendall_tau_and_report(tmp_path):
     rows = [(s, {"spec/count/i2t": 10.0 + s, "spec/count/t2i": 50.0 - s, "spec/existence/i2t": 40.0,
-                 "spec/mean/i2t": [3, 1, 2, 5][s // 25 - 1], "valse/filtered_out": 4.0})
+                 "spec/mean/i2t": [3, 1, 2, 5][s // 25 - 1], "valse/counts/filtered_out": 4.0})
             for s in (25, 50, 75, 100)]
     write_history(tmp_path, rows)
     hist = dynamics.history_from_metrics(tmp_path)
     assert list(hist) == [25, 50, 75, 100]
     skills = dynamics.skills_of(hist)
-    assert "valse/filtered_out" not in skills  # counters are not skills
+    assert "valse/counts/filtered_out" not in skills  # counters are not skills
     taus = dynamics.tau_matrix(hist, skills)
     assert taus["spec/count/i2t"]["spec/count/t2i"] == pytest.approx(-1.0)
     assert taus["spec/count/i2t"]["spec/count/i2t"] == pytest.approx(1.0)
@@ -80,7 +81,7 @@ def test_run_due_honours_each_suite_frequency_and_reports_at_the_end(tmp_path):
     res = run_due(evs, 35, True, enc, enc.tokenizer, enc.preprocess, "cpu", log, tmp_path)
     assert "eval/winoground/group" in res  # the final evaluation runs every suite
     assert (tmp_path / "dynamics" / "skills.png").is_file() and (tmp_path / "dynamics" / "report.md").is_file()
-    rows = example_rows(evs["spec"].examples)
+    rows = example_rows(run_suite(evs["spec"], enc, enc.tokenizer, enc.preprocess).examples)
     assert len(rows) == 4  # 2 sets per subset x 2 subsets
     bench, subset, images, caps, scores, right = rows[0]
     assert bench == "spec" and len(images) == 3 and caps.count("\n") == 2 and right == "3/3" and "*<" in scores
@@ -88,7 +89,7 @@ def test_run_due_honours_each_suite_frequency_and_reports_at_the_end(tmp_path):
 
 def test_reference_table_puts_published_numbers_beside_ours():
     md = markdown({"spec/mean/i2t": 40.0, "aro_relation/macro/acc": 60.0, "aro_attribution/macro/acc": 70.0,
-                   "valse/filtered_out": 3.0})
+                   "valse/counts/filtered_out": 3.0})
     assert "| spec/mean/i2t | 40.0 | 33.4 | — | — | 53.3 |" in md
     assert "| aro/avg | 65.0 | 57.6 | 80.9 | 85.1 | — |" in md
     assert "filtered_out" not in md

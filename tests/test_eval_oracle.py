@@ -4,9 +4,12 @@ import pytest
 
 from train.eval import build_one
 from train.eval import fixtures as fx
+from train.eval.contract import run_suite
 from train.eval.toy import ToyEncoder, World
 
-COUNTERS = {"n", "skipped", "filtered_out", "groups_kept"}
+
+def run(ev, enc):
+    return run_suite(ev, enc, enc.tokenizer, enc.preprocess)
 
 
 def suites(tmp_path, world):
@@ -40,8 +43,7 @@ def test_every_evaluator_scores_known_answers(built, mode, expected):
     world, evs = built
     enc = ToyEncoder(world, mode)
     for name, ev in evs.items():
-        res = ev.run(enc, enc.tokenizer, enc.preprocess)
-        metrics = {k: v for k, v in res.items() if k.split("/")[-1] not in COUNTERS}
+        metrics = run(ev, enc).metrics
         assert metrics, name
         wrong = {k: v for k, v in metrics.items() if v != expected}
         assert not wrong, f"{name} ({mode}): {wrong}"
@@ -50,7 +52,7 @@ def test_every_evaluator_scores_known_answers(built, mode, expected):
 def test_spec_reports_subsets_means_and_cls(built):
     world, evs = built
     enc = ToyEncoder(world)
-    res = evs["spec"].run(enc, enc.tokenizer, enc.preprocess)
+    res = run(evs["spec"], enc).metrics
     for s in ("absolute_size", "count", "mean"):
         for d in ("i2t", "t2i", "cls"):
             assert f"{s}/{d}" in res
@@ -59,9 +61,9 @@ def test_spec_reports_subsets_means_and_cls(built):
 def test_counters_and_filters(built):
     world, evs = built
     enc = ToyEncoder(world)
-    assert evs["zeroshot_wds"].run(enc, enc.tokenizer, enc.preprocess)["skipped"] == 1.0  # the corrupt png
-    valse = evs["valse"].run(enc, enc.tokenizer, enc.preprocess)
-    assert valse["filtered_out"] == 4.0 and len(evs["valse"].items) == 6
+    assert run(evs["zeroshot_wds"], enc).counts["skipped"] == 1  # the corrupt png
+    valse = run(evs["valse"], enc).counts
+    assert valse["filtered_out"] == 4 and valse["items"] == 6 and len(evs["valse"].items) == 6
 
 
 def test_aro_attribution_macro_drops_pairs_under_25(tmp_path):
@@ -69,9 +71,10 @@ def test_aro_attribution_macro_drops_pairs_under_25(tmp_path):
     opts = fx.write_aro(world, tmp_path, "attribution", big=25, small=3)
     ev = build_one("aro_attribution", {"ann": opts["ann"], "image_root": opts["image_root"]})
     enc = ToyEncoder(world)
-    att = ev.run(enc, enc.tokenizer, enc.preprocess)
+    att = run(ev, enc)
     # the 3 swapped items of the small attribute pair count in micro, not in the macro figure
-    assert att["groups_kept"] == 1.0
+    assert att.counts["groups_kept"] == 1
+    att = att.metrics
     assert att["macro/acc"] == 100.0 and att["micro/acc"] == pytest.approx(100 * 25 / 28)
 
 
@@ -80,10 +83,11 @@ def test_aro_relation_macro_counts_relations_but_not_symmetric_ones(tmp_path):
     opts = fx.write_aro(world, tmp_path, "relation", big=4, small=2, symmetric=2)
     ev = build_one("aro_relation", {"ann": opts["ann"], "image_root": opts["image_root"]})
     enc = ToyEncoder(world)
-    res = ev.run(enc, enc.tokenizer, enc.preprocess)
+    res = run(ev, enc)
     # rel0 all right, rel1 (swapped) all wrong, "next to" (swapped, symmetric) left out of macro:
     # macro 50, micro 4/8
-    assert res["groups_kept"] == 2.0
+    assert res.counts["groups_kept"] == 2
+    res = res.metrics
     assert res["macro/acc"] == 50.0 and res["micro/acc"] == pytest.approx(100 * 4 / 8)
 
 

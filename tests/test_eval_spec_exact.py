@@ -36,6 +36,7 @@ def test_spec_matches_independent_computation(tmp_path):
     from hn_data.concepts import build
     from hn_data.spec_layout import write_spec
     from train import models
+    from train.eval.contract import run_suite
     from train.eval.spec import SpecEvaluator
 
     rng = np.random.default_rng(0)
@@ -51,7 +52,7 @@ def test_spec_matches_independent_computation(tmp_path):
     torch.manual_seed(0)
     model, _, preprocess, tokenizer = models.create("hnclip-tiny")
     model.eval()
-    ours = SpecEvaluator(tmp_path, batch_size=7).run(model, tokenizer, preprocess)
+    ours = run_suite(SpecEvaluator(tmp_path, batch_size=7), model, tokenizer, preprocess).metrics
     ref = independent_spec(model, tokenizer, preprocess, tmp_path)
     assert set(ref) <= set(ours)
     assert {k: ours[k] for k in ref} == ref

@@ -12,7 +12,7 @@ import math
 import re
 from pathlib import Path
 
-from train.eval.reference import COUNTERS
+from train.eval.contract import is_count
 
 # sub-task figures a report would drown in; per-subset SPEC figures are kept (they are the skills)
 HIDDEN = re.compile(r"(^|/)(micro)/|eval_time")
@@ -39,7 +39,7 @@ def history_from_metrics(run_dir):
 
 def skills_of(hist, pattern=None):
     keys = sorted({k for v in hist.values() for k in v})
-    keep = [k for k in keys if k.split("/")[-1] not in COUNTERS and not HIDDEN.search(k)]
+    keep = [k for k in keys if not is_count(k) and not HIDDEN.search(k)]
     if pattern:
         keep = [k for k in keep if re.search(pattern, k)]
     return keep

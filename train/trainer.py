@@ -20,7 +20,7 @@ from .accumulate import accumulated_passes
 from .config import to_yaml
 from .data.steps import make_loader, spec_from_config
 from .eval import build_evaluators
-from .eval.spec import format_table
+from .eval.during_training import final_summary
 from .metrics import MetricsLog
 from .schedule import lr_at
 from .step import forward_losses
@@ -389,11 +389,11 @@ class Trainer:
         results = self.evaluate()
         if self.is_main:
             export = models.export_for_open_clip(self.raw_model, self.cfg.model.name, self.run_dir / "final")
-            spec = {k[len("eval/spec/"):]: v for k, v in results.items() if k.startswith("eval/spec/")}
-            (self.run_dir / "eval_final.json").write_text(json.dumps(spec, indent=2))
+            final, table = final_summary(self.evaluators, results)
+            (self.run_dir / "eval_final.json").write_text(json.dumps(final, indent=2))
             print(f"\n[hnclip] done: {self.step} steps. open_clip weights: {export}")
-            if spec:
-                print(format_table(spec), flush=True)
+            if table:
+                print(table, flush=True)
         self.metrics.close()
         D.barrier()
         return results

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from train.eval.load import eval_config, initial_of, load
-from train.eval.reference import COUNTERS
+from train.eval.contract import is_count
 from train.evaluate import evaluate
 
 
@@ -37,7 +37,7 @@ def plot(sweep, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     alphas = sorted(sweep)
-    keys = [k for k in sweep[alphas[0]] if k.split("/")[-1] not in COUNTERS
+    keys = [k for k in sweep[alphas[0]] if not is_count(k)
             and (k.startswith("spec/mean") or "/avg" in k or k.endswith(("top1", "group", "R@1")) or k.endswith("macro/acc"))]
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in keys:
@@ -82,12 +82,12 @@ def main(argv=None):
         ft.load_state_dict(interpolate(theta0, theta1, a))
         sweep[a] = evaluate(ft, pre, tok, cfg, benchmarks, args.data_root)
         print(f"[wise_ft] alpha={a:.2f} " + " ".join(f"{k}={v:.1f}" for k, v in sweep[a].items()
-                                                      if k.split('/')[-1] not in COUNTERS and "mean" in k), flush=True)
+                                                      if not is_count(k) and "mean" in k), flush=True)
     out = Path(args.out or Path(args.finetuned) / "wise_ft")
     out.mkdir(parents=True, exist_ok=True)
     (out / "wise_ft.json").write_text(json.dumps({"finetuned": ft_desc, "initial": init_desc,
                                                   "sweep": {str(a): r for a, r in sweep.items()}}, indent=2))
-    keys = [k for k in sweep[min(sweep)] if k.split("/")[-1] not in COUNTERS]
+    keys = [k for k in sweep[min(sweep)] if not is_count(k)]
     lines = [f"WiSE-FT: initial = {init_desc}, fine-tuned = {ft_desc}", "",
              "| metric | " + " | ".join(f"α={a:g}" for a in sorted(sweep)) + " |",
              "| --- |" + " ---: |" * len(sweep)]

@@ -1,52 +1,50 @@
-"""Evaluators. Contract (big_vision's): built from config; run(model, tokenizer, preprocess,
-device) -> {metric name: value}. The trainer knows nothing about individual benchmarks.
+"""Evaluators (contract: contract.py). eval.benchmarks names the suites to run;
+eval.suites.<name> holds each one's options, `type` defaulting to the name. A type's keys are
+its evaluator's constructor parameters, read off the signature (`python -m train.evaluate
+--list` prints them); every suite also takes every_steps (a multiple of eval.every_steps,
+because the trainer ticks at eval.every_steps), limit, tie_rule and allow_outside_root (base.py).
+Paths are relative to the working directory. The types are listed in docs/diagnosis.md."""
+import inspect
 
-eval.benchmarks names the suites to run; eval.suites.<name> holds each one's options, `type`
-defaulting to the name. Types and their keys (paths relative to the working directory):
-  spec        root (default <data.root>/spec_heldout), classes (coco80|procedural|file: CLS), subsets
-  zeroshot    root (image folder) | urls (webdataset), classnames, templates
-  retrieval   urls
-  sugarcrepe  root (folder of <sub-task>.json), image_root, subtasks
-  aro_relation / aro_attribution   ann (JSON file), image_root
-  valse       files ({piece: json}), image_root (folder or {piece: folder})
-  winoground  jsonl (examples.jsonl), image_root
-Every suite also takes every_steps (default eval.every_steps; must be a multiple of it, because
-the trainer ticks at eval.every_steps) and limit (first N items: a cheap in-training check)."""
 from omegaconf import OmegaConf
 
-from .aro import AroEvaluator
+from .aro import AroAttributionEvaluator, AroRelationEvaluator
+from .base import RUNTIME, Evaluator
 from .retrieval import RetrievalEvaluator
 from .spec import SpecEvaluator
 from .sugarcrepe import SugarCrepeEvaluator
 from .valse import ValseEvaluator
 from .winoground import WinogroundEvaluator
-from .zeroshot import ZeroShotEvaluator
+from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 
-COMMON = ("type", "every_steps", "limit")
-
-
-def _spec(o, bs, n_ex, data_root):
-    return SpecEvaluator(o.get("root") or f"{data_root}/spec_heldout", bs, o.get("subsets"), o.get("classes"),
-                         o.get("limit"), n_ex)
+EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
+              AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator)
+TYPES = {cls.type_name: cls for cls in EVALUATORS}
+SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 
 
-BUILDERS = {
-    "spec": (_spec, ("root", "subsets", "classes")),
-    "zeroshot": (lambda o, bs, n, d: ZeroShotEvaluator(o.get("root"), o.get("urls"), o.get("classnames"),
-                                                       o.get("templates", "openai"), bs, o.get("limit")),
-                 ("root", "urls", "classnames", "templates")),
-    "retrieval": (lambda o, bs, n, d: RetrievalEvaluator(o["urls"], bs, o.get("limit")), ("urls",)),
-    "sugarcrepe": (lambda o, bs, n, d: SugarCrepeEvaluator(o["root"], o["image_root"], o.get("subtasks"), bs,
-                                                           o.get("limit"), n), ("root", "image_root", "subtasks")),
-    "aro_relation": (lambda o, bs, n, d: AroEvaluator(o["ann"], o["image_root"], "relation", bs, o.get("limit"), n),
-                     ("ann", "image_root")),
-    "aro_attribution": (lambda o, bs, n, d: AroEvaluator(o["ann"], o["image_root"], "attribution", bs,
-                                                         o.get("limit"), n), ("ann", "image_root")),
-    "valse": (lambda o, bs, n, d: ValseEvaluator(o["files"], o["image_root"], bs, o.get("limit"), n),
-              ("files", "image_root")),
-    "winoground": (lambda o, bs, n, d: WinogroundEvaluator(o["jsonl"], o["image_root"], bs, o.get("limit"), n),
-                   ("jsonl", "image_root")),
-}
+def register(cls):
+    """Add an evaluator type (a subclass of base.Evaluator with a type_name)."""
+    if not (isinstance(cls, type) and issubclass(cls, Evaluator) and cls.type_name):
+        raise TypeError(f"{cls!r} is not an Evaluator subclass with a type_name")
+    TYPES[cls.type_name] = cls
+    return cls
+
+
+def _params(cls):
+    """{name: required?} of the config keys a type takes: its own constructor's parameters and
+    those of base.Evaluator, minus the runtime ones."""
+    out = {}
+    for c in (cls, Evaluator):
+        for name, p in inspect.signature(c.__init__).parameters.items():
+            if name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name in RUNTIME:
+                continue
+            out.setdefault(name, p.default is inspect.Parameter.empty)
+    return out
+
+
+def keys_of(kind):
+    return _params(TYPES[kind])
 
 
 def suite_options(eval_cfg, name):
@@ -63,23 +61,29 @@ def suite_options(eval_cfg, name):
 def check_options(name, opts):
     """Type and keys of one suite's options (no file is opened). -> the suite type."""
     kind = opts.get("type", name)
-    if kind not in BUILDERS:
-        raise ValueError(f"eval suite '{name}': unknown type '{kind}'; known: {sorted(BUILDERS)}")
-    keys = BUILDERS[kind][1]
-    unknown = set(opts) - set(keys) - set(COMMON)
+    if kind not in TYPES:
+        raise ValueError(f"eval suite '{name}': unknown type '{kind}'; known: {sorted(TYPES)}")
+    params = keys_of(kind)
+    unknown = set(opts) - set(params) - set(SUITE_ONLY)
     if unknown:
         raise ValueError(f"eval.suites.{name}: unknown key(s) {sorted(unknown)} for type {kind}; "
-                         f"allowed: {sorted(keys + COMMON)}")
+                         f"allowed: {sorted(set(params) | set(SUITE_ONLY))}")
+    missing = [k for k, required in params.items() if required and k not in opts]
+    if missing:
+        raise ValueError(f"eval.suites.{name} (type {kind}) needs key(s) {missing}")
     return kind
 
 
-def build_one(name, opts, batch_size=128, examples=0, data_root="data/default", tick=0):
+def build_one(name, opts, batch_size=128, examples=0, data_root="data/default", tick=0, **overrides):
+    """One evaluator from its suite options; `overrides` (e.g. tie_rule) apply to every suite."""
+    opts = {**opts, **{k: v for k, v in overrides.items() if v is not None}}
     kind = check_options(name, opts)
-    build = BUILDERS[kind][0]
-    try:
-        ev = build(opts, batch_size, examples, data_root)
-    except KeyError as e:
-        raise ValueError(f"eval.suites.{name} (type {kind}) needs key {e}") from None
+    cls = TYPES[kind]
+    accepted = inspect.signature(cls.__init__).parameters
+    runtime = {"batch_size": batch_size, "examples": examples}
+    if "data_root" in accepted:
+        runtime["data_root"] = data_root
+    ev = cls(**{k: v for k, v in opts.items() if k not in SUITE_ONLY}, **runtime)
     every = opts.get("every_steps")
     if every and tick and every % tick:
         raise ValueError(f"eval.suites.{name}.every_steps={every} must be a multiple of eval.every_steps={tick}")

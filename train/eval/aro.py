@@ -5,10 +5,12 @@ the macro mean over relations, leaving out the relations ARO's replication noteb
 symmetric (swapping their arguments need not make the caption false); VG-Attribution's is the
 macro mean over attribute pairs ("a_b") that have at least 25 items. Left-out groups still count
 in `micro`.
-The original takes argmax over [false, true], so a tie picks the false caption: strict, as ours."""
+The original takes argmax over [false, true], so a tie picks the false caption: `strict` and
+`first` (with the true caption second, right_pos=1) agree."""
 from pathlib import Path
 
-from .pairwise import Item, examples_from, need, read_json, score_items
+from .base import Evaluator
+from .pairwise import Item, by_group, examples_from, need, read_json, score_items
 from .scoring import macro, pct
 
 MIN_ATTRIBUTE_PAIR = 25
@@ -40,38 +42,50 @@ SYMMETRIC_RELATIONS = frozenset([
 ])
 
 
-def load_aro(path, image_root, kind):
+def load_aro(path, image_root, kind, path_of=None):
     if kind not in ("relation", "attribution"):
         raise ValueError(f"ARO kind must be relation or attribution, got {kind!r}")
+    path_of = path_of or (lambda r, rel, where: str(Path(r) / rel))
     data = read_json(path, f"ARO VG-{kind}")
     if not isinstance(data, list):
         raise ValueError(f"ARO: {path} must be a JSON list")
     group_key = "relation_name" if kind == "relation" else "attributes"
     items = []
     for n, rec in enumerate(data):
+        where = f"{path} item {n}"
         need(rec, ("image_path", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "true_caption", "false_caption", group_key),
-             f"{path} item {n}")
+             where)
         group = rec[group_key] if kind == "relation" else f"{rec['attributes'][0]}_{rec['attributes'][1]}"
         box = tuple(rec[k] for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
-        items.append(Item((str(Path(image_root) / rec["image_path"]), box), rec["true_caption"],
-                          [rec["false_caption"]], group))
+        items.append(Item((path_of(image_root, rec["image_path"], where), box), rec["true_caption"],
+                          [rec["false_caption"]], group, right_pos=1))
     return items
 
 
-class AroEvaluator:
-    def __init__(self, ann, image_root, kind, batch_size=128, limit=None, examples=0):
-        self.kind = kind
-        self.items = load_aro(ann, image_root, kind)[:limit]
-        self.batch_size, self.n_examples, self.examples = batch_size, examples, []
+class _AroEvaluator(Evaluator):
+    kind = None
 
-    def run(self, model, tokenizer, preprocess, device="cpu"):
-        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size)
-        groups = {}
-        for it, h in zip(self.items, hits):
-            groups.setdefault(it.group, []).append(h)
+    def __init__(self, ann, image_root, **common):
+        super().__init__(**common)
+        self.items = load_aro(ann, image_root, self.kind, self.path)[:self.limit]
+
+    def score(self, model, tokenizer, preprocess, device="cpu"):
+        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
+        groups = by_group(self.items, hits)
         if self.kind == "attribution":
             kept = {g: pct(h) for g, h in groups.items() if len(h) >= MIN_ATTRIBUTE_PAIR}
         else:
             kept = {g: pct(h) for g, h in groups.items() if g not in SYMMETRIC_RELATIONS}
-        self.examples = examples_from(self.items, hits, scores, f"aro_{self.kind}", self.n_examples)
-        return {"macro/acc": macro(kept.values()), "micro/acc": pct(hits), "groups_kept": float(len(kept))}
+        metrics = {"macro/acc": macro(kept.values()), "micro/acc": pct(hits),
+                   **{f"{self.kind}/{g}/acc": v for g, v in kept.items()}}
+        counts = {"items": len(hits), "groups_kept": len(kept), "groups": len(groups)}
+        return self.result(metrics, counts, examples_from(self.items, hits, scores, f"aro_{self.kind}",
+                                                          self.n_examples))
+
+
+class AroRelationEvaluator(_AroEvaluator):
+    type_name, kind = "aro_relation", "relation"
+
+
+class AroAttributionEvaluator(_AroEvaluator):
+    type_name, kind = "aro_attribution", "attribution"

@@ -8,6 +8,7 @@ import time
 
 from PIL import Image
 
+from .contract import run_suite
 from .encode import load_image
 
 
@@ -21,11 +22,12 @@ def run_due(evaluators, step, final, model, tokenizer, preprocess, device, metri
         if not due(ev, step, final):
             continue
         t0 = time.perf_counter()
-        for k, v in ev.run(model, tokenizer, preprocess, device).items():
+        res = run_suite(ev, model, tokenizer, preprocess, device)
+        for k, v in res.flat().items():
             results[f"eval/{name}/{k}"] = v
         results[f"eval_time/{name}"] = time.perf_counter() - t0
-        if getattr(ev, "examples", None) and metrics.wandb is not None:
-            media[f"examples/{name}"] = wandb_table(ev.examples)
+        if res.examples and metrics.wandb is not None:
+            media[f"examples/{name}"] = wandb_table(res.examples)
     if results:
         metrics.log(step, results)
     if final:
@@ -40,6 +42,19 @@ def run_due(evaluators, step, final, model, tokenizer, preprocess, device, metri
     if media:
         metrics.log_media(step, media)
     return results
+
+
+def final_summary(evaluators, results):
+    """What the trainer writes to eval_final.json and prints at the end, without knowing any
+    benchmark: the first suite's metrics (keys without the eval/<suite>/ prefix; the default
+    config's first suite is SPEC, hence <subset>/i2t ...), and each suite's own table."""
+    from .contract import is_count
+    from .reference import summary_table
+    per = {name: {k[len(f"eval/{name}/"):]: v for k, v in results.items() if k.startswith(f"eval/{name}/")}
+           for name in evaluators}
+    first = next(iter(per.values()), {})
+    text = "\n\n".join(summary_table(name, ev, per[name]) for name, ev in evaluators.items() if per[name])
+    return {k: v for k, v in first.items() if not is_count(k)}, text
 
 
 def strip(keys, height=96):

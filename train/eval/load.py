@@ -1,12 +1,23 @@
 """Load any model the evaluation commands take: an open_clip preset (+ pretrained tag or weights
 file), our export dir (RUN/final), a trainer checkpoint (RUN/checkpoints/step-N), or a run dir
 (its final export)."""
+import pickle
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
 from train import models
+
+
+def load_weights(file):
+    """torch.load a file a user handed us without running code from it: weights_only=True
+    unpickles tensors, containers and numbers only, and refuses anything else."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{file}: refused to load: it holds more than weights (objects that would run code "
+                         f"when unpickled): {str(e).splitlines()[0]}") from None
 
 
 def run_config(run_dir):
@@ -39,7 +50,10 @@ def load(checkpoint=None, model=None, pretrained=None):
     if (path / "trainer.pt").is_file():
         cfg = run_config(path.parent.parent)
         m, _, pre, tok = models.create(cfg.model.name, None)
-        state = torch.load(path / "trainer.pt", map_location="cpu", weights_only=False)
+        state = load_weights(path / "trainer.pt")
+        if not isinstance(state, dict) or "model" not in state:
+            raise ValueError(f"{path / 'trainer.pt'}: no 'model' state in this checkpoint (a DeepSpeed run? "
+                             "evaluate its RUN/final export instead)")
         m.load_state_dict(state["model"])
         return m.eval(), pre, tok, str(path)
     raise FileNotFoundError(f"{checkpoint}: not a run dir, an export dir (open_clip_config.json) "

@@ -1,6 +1,9 @@
-"""What SugarCrepe, ARO and VALSE share: one image, one right caption, one or more wrong ones.
-An item is right iff s(img, right) > s(img, every wrong) strictly. Items carry a group (the
-benchmark's sub-task, relation, attribute pair, instrument) for the benchmark's macro rule."""
+"""What SugarCrepe, ARO, VALSE, SVO-Probes and their kin share: one image, one right caption,
+one or more wrong ones (or the mirror: one caption, a right and a wrong image). An item is
+right when the right candidate is chosen under the tie rule; `right_pos` is where the right
+candidate sits in the benchmark's own candidate order (ARO's code lists [false, true]), which
+the `first` rule needs. Items carry a group (sub-task, relation, attribute pair, piece) for the
+benchmark's macro rule."""
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +12,7 @@ from typing import List
 import torch
 
 from .encode import encode_images, encode_texts
+from .scoring import top1
 
 
 @dataclass
@@ -17,22 +21,24 @@ class Item:
     right: str
     wrong: List[str]
     group: str
+    right_pos: int = 0
     meta: dict = field(default_factory=dict)
 
 
-@torch.no_grad()
-def score_items(items, model, tokenizer, preprocess, device="cpu", batch_size=128):
+def official_order(scores, right_pos):
+    """[right, *wrong] scores -> the benchmark's order, with the right one at right_pos."""
+    return torch.cat([scores[1:right_pos + 1], scores[:1], scores[right_pos + 1:]])
+
+
+def score_items(items, model, tokenizer, preprocess, device="cpu", batch_size=128, rule="strict"):
     """-> (list of bool, list of score lists [right, *wrong])."""
-    was_training = model.training
-    model.eval()
     img = encode_images(model, preprocess, [it.image for it in items], batch_size, device)
     txt = encode_texts(model, tokenizer, [t for it in items for t in [it.right, *it.wrong]], batch_size, device)
     hits, scores = [], []
     for it in items:
         s = torch.stack([txt[t] for t in [it.right, *it.wrong]]) @ img[it.image]
-        hits.append(bool(s[0] > s[1:].max()))
+        hits.append(top1(official_order(s, it.right_pos), it.right_pos, rule))
         scores.append(s.tolist())
-    model.train(was_training)
     return hits, scores
 
 
@@ -47,9 +53,18 @@ def read_json(path, kind):
 
 
 def need(rec, keys, where):
+    if not isinstance(rec, dict):
+        raise ValueError(f"{where}: expected an object with {list(keys)}, got {type(rec).__name__}")
     missing = [k for k in keys if k not in rec]
     if missing:
         raise ValueError(f"{where}: missing field(s) {missing}")
+
+
+def by_group(items, hits):
+    out = {}
+    for it, h in zip(items, hits):
+        out.setdefault(it.group, []).append(h)
+    return out
 
 
 def examples_from(items, hits, scores, benchmark, n):

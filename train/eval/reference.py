@@ -2,6 +2,8 @@
 (<suite>/<metric>). Name an ImageNet zero-shot suite `imagenet` to get its reference column.
 "aro/avg" is the mean of our VG-Relation and VG-Attribution macro figures; papers' "ARO avg"
 may also include COCO/Flickr order, so compare it with care."""
+from .contract import is_count
+
 MODELS = ("OpenAI CLIP", "NegCLIP", "FSC-CLIP", "SPEC paper")
 
 REFERENCE = {
@@ -18,7 +20,6 @@ REFERENCE = {
     "winoground/group": {"OpenAI CLIP": 8.75, "NegCLIP": 8.0, "FSC-CLIP": 9.5},
     "imagenet/top1": {"OpenAI CLIP": 63.3, "NegCLIP": 60.9},
 }
-COUNTERS = {"n", "skipped", "filtered_out", "groups_kept"}
 
 
 def with_derived(results):
@@ -35,7 +36,7 @@ def markdown(results, title=None):
     lines = ([f"### {title}", ""] if title else []) + [
         "| metric | ours | " + " | ".join(MODELS) + " |", "| --- | ---: |" + " ---: |" * len(MODELS)]
     for k in sorted(res, key=lambda k: (k not in REFERENCE, k)):
-        if k.split("/")[-1] in COUNTERS:
+        if is_count(k):
             continue
         ref = REFERENCE.get(k, {})
         lines.append(f"| {k} | {res[k]:.1f} | " + " | ".join(_num(ref[m]) if m in ref else "—" for m in MODELS) + " |")
@@ -44,3 +45,13 @@ def markdown(results, title=None):
 
 def _num(v):
     return f"{v:.1f}" if round(v, 1) == v else f"{v:g}"
+
+
+def summary_table(name, evaluator, metrics):
+    """An evaluator's own end-of-run table (`summary(metrics)`, e.g. SPEC's subset x direction
+    grid), or a plain metric/value list."""
+    own = getattr(evaluator, "summary", None)
+    if own is not None:
+        return own(metrics)
+    rows = [f"| {name}/{k} | {v:.1f} |" for k, v in metrics.items() if not is_count(k)]
+    return "\n".join(["| metric | value |", "| --- | ---: |", *rows])

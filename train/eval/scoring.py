@@ -1,17 +1,35 @@
-"""The comparisons every benchmark shares. All are strict: a tie with a wrong candidate counts as
-wrong, so a collapsed model (every score equal) scores 0, never chance."""
+"""The comparisons every benchmark shares, under one of two tie rules:
+
+  strict  a tie with a wrong candidate counts as wrong, so a collapsed model (every score
+          equal) scores 0, never chance. SugarCrepe's, VALSE's, ARO's and Winoground's own
+          scoring code compare s(pos) > s(neg) strictly.
+  first   argmax over the candidates in the order the benchmark file lists them: among equal
+          scores the first candidate wins (SPEC's official eval.py, np.argmax).
+
+Ties are exact only because identical token sequences get identical embeddings (encode.py)."""
 import torch
 
+TIE_RULES = ("strict", "first")
 
-def strict_top1(scores: torch.Tensor, label: int) -> bool:
-    """scores: (K,). True iff scores[label] is strictly above every other score."""
+
+def check_rule(rule):
+    if rule not in TIE_RULES:
+        raise ValueError(f"tie_rule must be one of {TIE_RULES}, got {rule!r}")
+    return rule
+
+
+def top1(scores: torch.Tensor, label: int, rule="strict") -> bool:
+    """scores: (K,), in the file's candidate order. Is the label the chosen candidate?"""
+    if rule == "first":
+        return int(torch.argmax(scores)) == label  # torch.argmax returns the first maximum
     others = torch.cat([scores[:label], scores[label + 1:]])
     return bool(scores[label] > others.max()) if others.numel() else True
 
 
-def strict_best_of(scores: torch.Tensor, right) -> bool:
-    """True iff the best right candidate beats every wrong one strictly (several may be right:
-    the objects present in an image, the captions an image has)."""
+def best_of(scores: torch.Tensor, right, rule="strict") -> bool:
+    """Is the chosen candidate one of several right ones (the objects an image shows)?"""
+    if rule == "first":
+        return int(torch.argmax(scores)) in set(right)
     mask = torch.zeros_like(scores, dtype=torch.bool)
     mask[list(right)] = True
     if (~mask).sum() == 0:
@@ -19,13 +37,19 @@ def strict_best_of(scores: torch.Tensor, right) -> bool:
     return bool(scores[mask].max() > scores[~mask].max())
 
 
-def strict_rank(scores: torch.Tensor, right) -> int:
-    """0-based rank of the best right candidate, counting every wrong candidate that scores at
-    least as high (ties rank the right one last). Recall@K is rank < K."""
+def rank(scores: torch.Tensor, right, rule="strict") -> int:
+    """0-based rank of the best right candidate; Recall@K is rank < K. Wrong candidates that
+    score above it count; one that ties counts under `strict` always, under `first` only if it
+    comes earlier in the candidate order than the first best right one."""
     mask = torch.zeros_like(scores, dtype=torch.bool)
     mask[list(right)] = True
     best = scores[mask].max()
-    return int((scores[~mask] >= best).sum())
+    above = int((scores[~mask] > best).sum())
+    tied = (scores == best) & ~mask
+    if rule == "first":
+        first_right = int(torch.nonzero((scores == best) & mask)[0])
+        return above + int(tied[:first_right].sum())
+    return above + int(tied.sum())
 
 
 def pct(hits) -> float:
@@ -36,3 +60,22 @@ def pct(hits) -> float:
 def macro(values) -> float:
     values = [v for v in values if v == v]  # drop NaN (an empty group)
     return sum(values) / len(values) if values else float("nan")
+
+
+def first_per_group(items, limit, group=lambda it: it.group):
+    """The first `limit` items of every group (sub-task, piece), in file order: a cheap check
+    that still reports every group, where the first N overall would be the first group alone."""
+    if limit is None:
+        return list(items)
+    seen, out = {}, []
+    for it in items:
+        g = group(it)
+        if seen.get(g, 0) < limit:
+            seen[g] = seen.get(g, 0) + 1
+            out.append(it)
+    return out
+
+
+def strict_top1(scores: torch.Tensor, label: int) -> bool:
+    """top1 under the strict rule (the name other modules import)."""
+    return top1(scores, label, "strict")

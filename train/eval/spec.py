@@ -1,7 +1,9 @@
 """The SPEC benchmark, read exactly as released:
 ROOT/<subset>/image2text.json: [{"query": image path (relative to the subset folder), "keys": [captions], "label": i}]
 ROOT/<subset>/text2image.json: [{"query": caption, "keys": [image paths], "label": i}]
-A query is right when its label's score is strictly the highest (a tie counts as wrong).
+A query is right when its label's score is strictly the highest (tie_rule `strict`, the
+default) or, with tie_rule `first`, when the label is np.argmax of the scores (the first of
+equal scores wins: SPEC's official eval.py).
 Accuracy is pooled over all queries of a subset; mean/* is the plain mean of the subsets (the
 official eval.py). CLS (optional) is object-class accuracy on the subset's images, see classes.py."""
 import json
@@ -11,8 +13,9 @@ from pathlib import Path
 import torch
 
 from .classes import objects_in_caption, vocabulary
+from .base import Evaluator
 from .encode import encode_images, encode_texts
-from .scoring import pct, strict_best_of, strict_top1
+from .scoring import best_of, pct, strict_top1, top1  # noqa: F401 (strict_top1: re-exported)
 
 CLS_TEMPLATE = "a photo of a {}."
 
@@ -49,10 +52,14 @@ def image_objects(folder: Path, i2t, vocab):
     return {it["query"]: objects_in_caption(it["keys"][it["label"]], vocab) for it in i2t}
 
 
-class SpecEvaluator:
-    def __init__(self, root, batch_size=128, subsets=None, classes=None, limit=None, examples=0):
-        self.root = Path(root)
-        self.batch_size = batch_size
+class SpecEvaluator(Evaluator):
+    type_name = "spec"
+
+    def __init__(self, root=None, subsets=None, classes=None, data_root="data/default", **common):
+        """root: the benchmark (default <data_root>/spec_heldout, the engine's held-out sets);
+        limit: first N queries per direction and subset."""
+        super().__init__(**common)
+        self.root = Path(root or f"{data_root}/spec_heldout")
         if not self.root.is_dir():
             raise FileNotFoundError(f"SPEC root {self.root} does not exist")
         found = sorted(p.name for p in self.root.iterdir() if (p / "image2text.json").is_file())
@@ -60,15 +67,10 @@ class SpecEvaluator:
         if not self.subsets:
             raise FileNotFoundError(f"no SPEC subsets (*/image2text.json) under {self.root}")
         self.vocab = vocabulary(classes)
-        self.limit = limit          # first N queries per direction and subset (quick in-training evals)
-        self.n_examples = examples  # candidate sets kept for the wandb table
-        self.examples = []
 
-    @torch.no_grad()
-    def run(self, model, tokenizer, preprocess, device="cpu"):
-        was_training = model.training
-        model.eval()
-        results, self.examples = {}, []
+    def score(self, model, tokenizer, preprocess, device="cpu"):
+        results, examples, rule = {}, [], self.tie_rule
+        counts = {}
         cls_txt = None
         if self.vocab:
             cls_txt = torch.stack(list(encode_texts(model, tokenizer, [CLS_TEMPLATE.format(c) for c in self.vocab],
@@ -77,32 +79,37 @@ class SpecEvaluator:
             folder = self.root / subset
             data = load_subset(folder)
             i2t_items, t2i_items = data["image2text"][:self.limit], data["text2image"][:self.limit]
-            paths = [str(folder / it["query"]) for it in i2t_items]
-            paths += [str(folder / k) for it in t2i_items for k in it["keys"]]
+            at = lambda rel, n, f: self.path(folder, rel, f"{folder / f}.json item {n}")
+            q_img = [at(it["query"], n, "image2text") for n, it in enumerate(i2t_items)]
+            k_img = [[at(k, n, "text2image") for k in it["keys"]] for n, it in enumerate(t2i_items)]
             texts = [k for it in i2t_items for k in it["keys"]] + [it["query"] for it in t2i_items]
-            img = encode_images(model, preprocess, paths, self.batch_size, device)
+            img = encode_images(model, preprocess, q_img + [p for ks in k_img for p in ks], self.batch_size, device)
             txt = encode_texts(model, tokenizer, texts, self.batch_size, device)
-            i2t = [strict_top1(torch.stack([txt[k] for k in it["keys"]]) @ img[str(folder / it["query"])], it["label"])
-                   for it in i2t_items]
-            t2i = [strict_top1(torch.stack([img[str(folder / k)] for k in it["keys"]]) @ txt[it["query"]], it["label"])
-                   for it in t2i_items]
+            i2t = [top1(torch.stack([txt[k] for k in it["keys"]]) @ img[q], it["label"], rule)
+                   for q, it in zip(q_img, i2t_items)]
+            t2i = [top1(torch.stack([img[p] for p in ks]) @ txt[it["query"]], it["label"], rule)
+                   for ks, it in zip(k_img, t2i_items)]
             results[f"{subset}/i2t"] = pct(i2t)
             results[f"{subset}/t2i"] = pct(t2i)
+            counts[f"{subset}/i2t"], counts[f"{subset}/t2i"] = len(i2t), len(t2i)
             if cls_txt is not None:
                 objs = image_objects(folder, i2t_items, self.vocab)
                 index = {c: n for n, c in enumerate(self.vocab)}
-                hits = [strict_best_of(cls_txt @ img[str(folder / rel)], [index[c] for c in cs])
+                hits = [best_of(cls_txt @ img[str(folder / rel)], [index[c] for c in cs], rule)
                         for rel, cs in objs.items() if cs and str(folder / rel) in img]
                 if hits:
                     results[f"{subset}/cls"] = pct(hits)
+                    counts[f"{subset}/cls"] = len(hits)
             if self.n_examples:
-                self.examples += candidate_sets(subset, folder, i2t_items, img, txt, self.n_examples)
+                examples += candidate_sets(subset, folder, i2t_items, img, txt, self.n_examples)
         for d in ("i2t", "t2i", "cls"):
             vals = [results[f"{s}/{d}"] for s in self.subsets if f"{s}/{d}" in results]
             if vals:
                 results[f"mean/{d}"] = sum(vals) / len(vals)
-        model.train(was_training)
-        return results
+        return self.result(results, counts, examples)
+
+    def summary(self, metrics):
+        return format_table(metrics)
 
 
 def candidate_sets(subset, folder, i2t_items, img, txt, n):

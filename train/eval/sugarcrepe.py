@@ -1,17 +1,21 @@
-"""SugarCrepe: ROOT/<sub-task>.json = {idx: {"filename", "caption", "negative_caption"}} for the
-seven sub-tasks (add_att, add_obj, replace_att, replace_obj, replace_rel, swap_att, swap_obj);
-images are COCO val2017 under IMAGE_ROOT. Score per sub-task; `avg` is the plain mean of the
-sub-tasks (the average papers report, e.g. 73.0 for OpenAI ViT-B/32)."""
+"""SugarCrepe (Hsieh et al., "SugarCrepe: Fixing Hackable Benchmarks for Vision-Language
+Compositionality", 2023): ROOT/<sub-task>.json = {idx: {"filename", "caption",
+"negative_caption"}} for the seven sub-tasks; images are COCO val2017 under IMAGE_ROOT.
+Accuracy per sub-task (s(img, caption) > s(img, negative), strict, as its main_eval.py); `avg`
+is the plain mean of the sub-tasks (the average papers report, e.g. 73.0 for OpenAI ViT-B/32).
+`limit` takes the first N items of every sub-task."""
 from pathlib import Path
 
-from .pairwise import Item, examples_from, need, read_json, score_items
-from .scoring import macro, pct
+from .base import Evaluator
+from .pairwise import Item, by_group, examples_from, need, read_json, score_items
+from .scoring import first_per_group, macro, pct
 
 SUBTASKS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
 
-def load_sugarcrepe(root, image_root, subtasks=None):
+def load_sugarcrepe(root, image_root, subtasks=None, path_of=None):
     root, image_root = Path(root), Path(image_root)
+    path_of = path_of or (lambda r, rel, where: str(Path(r) / rel))
     names = list(subtasks or [s for s in SUBTASKS if (root / f"{s}.json").is_file()])
     if not names:
         raise FileNotFoundError(f"SugarCrepe: none of {SUBTASKS} (.json) under {root}")
@@ -22,21 +26,24 @@ def load_sugarcrepe(root, image_root, subtasks=None):
         if not isinstance(data, dict):
             raise ValueError(f"SugarCrepe: {path} must map idx -> {{filename, caption, negative_caption}}")
         for idx, rec in data.items():
-            need(rec, ("filename", "caption", "negative_caption"), f"{path} item {idx}")
-            items.append(Item(str(image_root / rec["filename"]), rec["caption"], [rec["negative_caption"]], name))
+            where = f"{path} item {idx}"
+            need(rec, ("filename", "caption", "negative_caption"), where)
+            items.append(Item(path_of(image_root, rec["filename"], where), rec["caption"],
+                              [rec["negative_caption"]], name))
     return items
 
 
-class SugarCrepeEvaluator:
-    def __init__(self, root, image_root, subtasks=None, batch_size=128, limit=None, examples=0):
-        self.items = load_sugarcrepe(root, image_root, subtasks)[:limit]
-        self.batch_size, self.n_examples, self.examples = batch_size, examples, []
+class SugarCrepeEvaluator(Evaluator):
+    type_name = "sugarcrepe"
 
-    def run(self, model, tokenizer, preprocess, device="cpu"):
-        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size)
-        out = {}
-        for g in dict.fromkeys(it.group for it in self.items):
-            out[f"{g}/acc"] = pct(h for it, h in zip(self.items, hits) if it.group == g)
-        out["avg/acc"] = macro(out.values())
-        self.examples = examples_from(self.items, hits, scores, "sugarcrepe", self.n_examples)
-        return out
+    def __init__(self, root, image_root, subtasks=None, **common):
+        super().__init__(**common)
+        self.items = first_per_group(load_sugarcrepe(root, image_root, subtasks, self.path), self.limit)
+
+    def score(self, model, tokenizer, preprocess, device="cpu"):
+        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
+        groups = by_group(self.items, hits)
+        metrics = {f"{g}/acc": pct(h) for g, h in groups.items()}
+        metrics["avg/acc"] = macro(metrics.values())
+        counts = {"items": len(hits), **{f"{g}/items": len(h) for g, h in groups.items()}}
+        return self.result(metrics, counts, examples_from(self.items, hits, scores, "sugarcrepe", self.n_examples))
