@@ -23,8 +23,13 @@ def test_every_group_option_composes(group):
 
 
 @pytest.mark.parametrize("experiment", group_options("experiment"))
-def test_every_experiment_composes(experiment):
-    validate(compose([f"experiment={experiment}"]))
+def test_every_experiment_composes_into_its_own_run_dir(experiment):
+    cfg = validate(compose([f"experiment={experiment}"]))
+    # the preset's run_name wins over the primary config's (the _self_ placement)
+    assert (cfg.run_name, cfg.run_dir) == (experiment, f"outputs/{experiment}")
+    # and the command line wins over the preset
+    cfg = validate(compose([f"experiment={experiment}", "run_name=mine"]))
+    assert cfg.run_dir == "outputs/mine"
 
 
 @pytest.mark.parametrize("debug", group_options("debug"))
@@ -35,11 +40,12 @@ def test_every_debug_composes(debug):
 
 def test_paper_preset_is_the_paper_recipe():
     cfg = validate(compose(["experiment=paper"]))
-    assert (cfg.model.name, cfg.model.pretrained) == ("ViT-B-32", "openai")
+    # OpenAI's ViT-B/32 with the QuickGELU it was trained with
+    assert (cfg.model.name, cfg.model.pretrained) == ("ViT-B-32-quickgelu", "openai")
     assert (cfg.optim.steps, cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.schedule) == (1000, 1e-6, 800, "cosine")
     assert cfg.loss.hn_weight == 0.2
-    # per-rank counts x 8 GPUs = the paper's global step
-    assert (cfg.data.pairs_per_step * 8, cfg.data.set_items_per_step * 8) == (2048, 768)
+    # the paper's global step, whatever the GPU count
+    assert (cfg.data.global_pairs_per_step, cfg.data.global_set_items_per_step) == (2048, 768)
 
 
 def test_default_is_tiny_and_fixed_run_dir():
@@ -84,6 +90,12 @@ def test_bad_override_stops_main_before_work(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "optim.steps" in r.stderr
-    # no work done: only Hydra's own log folder may exist
-    assert not (tmp_path / "run" / "config.yaml").exists()
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    # no work done: nothing written into the run directory
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_paper_preset_cfg_job_resolves_its_own_run_dir():
+    r = subprocess.run([sys.executable, "train/main.py", "experiment=paper", "--cfg", "job", "--resolve"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "run_dir: outputs/paper" in r.stdout and "run_name: paper" in r.stdout

@@ -1,15 +1,20 @@
-"""The configuration schema. YAML in conf/ holds the values; these dataclasses say which keys
-exist and their types, so a misspelled key or a wrong type stops the run before any work."""
-from dataclasses import dataclass, field
+"""The configuration schema. These dataclasses say which keys exist, their types and their
+defaults; the YAML group files in conf/ repeat the defaults so a reader sees them, and a test
+keeps the two equal. A misspelled key (with or without Hydra's '+'), a wrong type or an
+out-of-range value stops the run before any work, naming the key."""
+import difflib
+import os
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 
 @dataclass
 class ModelConfig:
-    name: str = "hnclip-tiny"          # open_clip model name (or one of ours in train/model_configs)
+    name: str = "hnclip-tiny"          # open_clip model name, ours (train/model_configs), local-dir:DIR or hf-hub:ORG/REPO
     pretrained: Optional[str] = None   # open_clip tag ("openai") or a checkpoint path; None = random init
     precision: str = "fp32"            # fp32 | bf16 (autocast)
     grad_checkpointing: bool = False   # trade compute for activation memory
@@ -29,15 +34,23 @@ class PairSourceConfig:
 @dataclass
 class DataConfig:
     root: str = "data/default"         # where the embedded default data lives (made by hn_data)
-    pairs: List[PairSourceConfig] = field(default_factory=list)
-    sets: List[PairSourceConfig] = field(default_factory=list)
+    pairs: List[PairSourceConfig] = field(default_factory=lambda: [
+        PairSourceConfig("${data.root}/pairs/pairs-{000000..000007}.tar", 1.0)])
+    sets: List[PairSourceConfig] = field(default_factory=lambda: [
+        PairSourceConfig("${data.root}/sets/sets-{000000..000007}.tar", 1.0)])
     pairs_per_step: int = 64           # B_pair per rank per step
     set_items_per_step: int = 24       # B_hn images per rank per step, packed from whole sets
+    # the same two counts for the whole step, all ranks together; null = the per-rank keys rule.
+    # Set, each rank takes 1/(world size x optim.accum_steps) of it, so a recipe means the same
+    # batch on any number of GPUs.
+    global_pairs_per_step: Optional[int] = None
+    global_set_items_per_step: Optional[int] = None
     resampled: bool = True             # endless sampling with replacement of shards; else epochs
     shuffle_buffer: int = 256
     workers: int = 1
     skip_missing_shards: bool = False  # a missing shard is an error unless this is set
     lookahead_sets: int = 32           # set-batcher buffer for packing whole sets exactly
+    max_image_pixels: int = 25_000_000  # an image with more pixels (read from its header) is skipped and counted
 
 
 @dataclass
@@ -69,10 +82,11 @@ class OptimConfig:
 @dataclass
 class EvalConfig:
     spec_root: Optional[str] = None    # official SPEC layout; None = <data.root>/spec_heldout
-    every_steps: int = 0               # 0 = only at the end
+    every_steps: int = 100             # the evaluation tick (0 = only at the end)
     batch_size: int = 128
     benchmarks: List[str] = field(default_factory=lambda: ["spec"])
-    suites: Dict[str, Any] = field(default_factory=dict)  # per-benchmark options {name: {type, every_steps, ...}}; docs/diagnosis.md
+    # per-benchmark options {name: {type, every_steps, ...}}; docs/diagnosis.md
+    suites: Dict[str, Any] = field(default_factory=lambda: {"spec": {"classes": "procedural"}})
     examples: int = 4                  # candidate sets per benchmark in the wandb example table (0 = none)
 
 
@@ -82,14 +96,19 @@ class LoggerConfig:
     wandb_mode: str = "offline"        # offline | online | disabled
     project: str = "hnclip"
     run_name: Optional[str] = None
-    log_every: int = 10                # print progress every N steps (metrics file gets every step)
+    log_every: int = 20                # print progress every N steps (metrics file gets every step)
 
 
 @dataclass
 class CheckpointConfig:
-    every_steps: int = 0               # 0 = only at the end
+    every_steps: int = 100             # 0 = only at the end (also on SIGUSR1/SIGTERM)
     keep_last: int = 2
     resume: bool = True                # resume from the latest checkpoint in run_dir if present
+
+
+@dataclass
+class DistributedConfig:
+    timeout_s: int = 600               # a collective waiting this long for a lost rank ends the run naming it
 
 
 @dataclass
@@ -101,10 +120,11 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     seed: int = 0
     deterministic: bool = False        # torch deterministic algorithms (exact resume tests)
-    run_dir: str = "outputs/default"   # one directory every rank agrees on
-    run_name: str = "default"
+    run_name: str = "default"          # each experiment preset names its own run
+    run_dir: str = "outputs/${run_name}"  # one directory every rank agrees on
 
 
 class ConfigError(ValueError):
@@ -119,6 +139,105 @@ CHOICES = {
     "logger.wandb_mode": ("offline", "online", "disabled"),
 }
 
+# key -> (lowest allowed, whether the lowest itself is allowed); None values are not checked
+LOWER_BOUNDS = {
+    "data.pairs_per_step": (1, True), "data.set_items_per_step": (0, True),
+    "data.global_pairs_per_step": (1, True), "data.global_set_items_per_step": (0, True),
+    "data.shuffle_buffer": (0, True), "data.workers": (0, True), "data.lookahead_sets": (1, True),
+    "data.max_image_pixels": (1, True),
+    "loss.hn_weight": (0, True), "loss.clip_weight": (0, True),
+    "optim.steps": (1, True), "optim.lr": (0, False), "optim.warmup_steps": (0, True),
+    "optim.weight_decay": (0, True), "optim.beta1": (0, True), "optim.beta2": (0, True),
+    "optim.eps": (0, False), "optim.grad_clip": (0, True), "optim.accum_steps": (1, True),
+    "optim.max_nonfinite_in_row": (1, True),
+    "model.lock_image_unlocked_groups": (0, True), "model.lock_text_unlocked_layers": (0, True),
+    "eval.every_steps": (0, True), "eval.batch_size": (1, True), "eval.examples": (0, True),
+    "logger.log_every": (1, True),
+    "checkpoint.every_steps": (0, True), "checkpoint.keep_last": (1, True),
+}
+UPPER_BOUNDS = {"optim.beta1": 1, "optim.beta2": 1}  # exclusive: Adam's betas are < 1
+
+
+def _schema_keys(node_type, prefix=""):
+    """Every dotted key the schema defines below a dataclass type (list items as key.N.field)."""
+    keys = []
+    hints = typing.get_type_hints(node_type)
+    for f in fields(node_type):
+        name = f"{prefix}{f.name}"
+        keys.append(name)
+        if is_dataclass(hints[f.name]):
+            keys += _schema_keys(hints[f.name], name + ".")
+    return keys
+
+
+def _unknown_keys(node, node_type, prefix=""):
+    """Keys in a config that the schema does not define. Free-form dicts (typed Dict/Any) are
+    left alone; list items typed as a dataclass are checked against it."""
+    hints = typing.get_type_hints(node_type)
+    bad = []
+    for key in node.keys():
+        name = f"{prefix}{key}"
+        if key not in hints:
+            bad.append(name)
+            continue
+        sub, hint = node[key], hints[key]
+        if is_dataclass(hint) and isinstance(sub, DictConfig):
+            bad += _unknown_keys(sub, hint, name + ".")
+        elif typing.get_origin(hint) is list and isinstance(sub, ListConfig):
+            item = typing.get_args(hint)[0]
+            if is_dataclass(item):
+                for i, element in enumerate(sub):
+                    if isinstance(element, DictConfig):
+                        bad += _unknown_keys(element, item, f"{name}.{i}.")
+    return bad
+
+
+def _nearest(key):
+    valid = _schema_keys(Config)
+    group = key.rpartition(".")[0]
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    if not close:  # e.g. a key invented whole: list its group instead
+        close = [k for k in valid if k.rpartition(".")[0] == group][:8]
+    return ", ".join(close) or "(none)"
+
+
+def _check_closed(cfg):
+    for key in _unknown_keys(cfg, Config):
+        # list items have no schema keys of their own index: name the field part
+        generic = ".".join(p for p in key.split(".") if not p.isdigit())
+        raise ConfigError(f"unknown config key '{key}' (with or without '+', only schema keys exist); "
+                          f"nearest valid keys: {_nearest(generic)}")
+
+
+def _check_ranges(merged):
+    for key, (low, inclusive) in LOWER_BOUNDS.items():
+        value = OmegaConf.select(merged, key)
+        if value is None:
+            continue
+        if value < low or (value == low and not inclusive):
+            rule = f">= {low}" if inclusive else f"> {low}"
+            raise ConfigError(f"invalid config value {key}={value}: must be {rule}")
+    for key, high in UPPER_BOUNDS.items():
+        value = OmegaConf.select(merged, key)
+        if value >= high:
+            raise ConfigError(f"invalid config value {key}={value}: must be < {high}")
+    for key in ("data.set_items_per_step", "data.global_set_items_per_step"):
+        if OmegaConf.select(merged, key) == 1:
+            raise ConfigError(f"invalid config value {key}=1: 0 (no sets) or >= 2 (whole sets of K >= 2)")
+    if merged.loss.hn_weight == 0 and merged.loss.clip_weight == 0:
+        raise ConfigError("invalid config: loss.hn_weight and loss.clip_weight are both 0 (nothing to train)")
+    for i, source in enumerate(list(merged.data.pairs) + list(merged.data.sets)):
+        if source.weight <= 0:
+            which = f"data.pairs.{i}" if i < len(merged.data.pairs) else f"data.sets.{i - len(merged.data.pairs)}"
+            raise ConfigError(f"invalid config value {which}.weight={source.weight}: must be > 0")
+
+
+def _check_model(merged):
+    from train.models import pretrained_problem
+    problem = pretrained_problem(merged.model.name, merged.model.pretrained)
+    if problem:
+        raise ConfigError(problem)
+
 
 def validate(cfg: Any) -> Config:
     """Merge a composed config onto the schema; raise ConfigError naming the bad key."""
@@ -128,20 +247,69 @@ def validate(cfg: Any) -> Config:
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"invalid config key '{key}': {e.msg if hasattr(e, 'msg') else e}") from None
+    # Hydra's '+key=value' opens the struct flag, and the merge keeps what it added
+    _check_closed(merged)
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(merged, key)
         if value not in allowed:
             raise ConfigError(f"invalid config value {key}={value!r}; choose one of {allowed}")
-    for key in ("data.pairs_per_step", "optim.steps", "optim.accum_steps"):
-        if OmegaConf.select(merged, key) < 1:
-            raise ConfigError(f"invalid config value {key}: must be >= 1")
-    if merged.data.set_items_per_step and merged.data.set_items_per_step < 2:
-        raise ConfigError("invalid config value data.set_items_per_step: 0 (no sets) or >= 2")
+    _check_ranges(merged)
+    _check_model(merged)
     return merged
+
+
+def world_size_from_env() -> int:
+    """The number of processes the launcher (accelerate, torchrun, SLURM's srun) started; read
+    from the environment so the batch is settled before any process group exists."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def apply_global_batch(cfg, world: int):
+    """Turn data.global_* (when set) into the per-rank keys the loader reads, in place. A count
+    that does not split evenly over world size x accumulation steps is a ConfigError: a silently
+    rounded batch is a different recipe."""
+    d, accum = cfg.data, cfg.optim.accum_steps
+    share = world * accum
+    for global_key, rank_key in (("global_pairs_per_step", "pairs_per_step"),
+                                 ("global_set_items_per_step", "set_items_per_step")):
+        total = d[global_key]
+        if total is None:
+            continue
+        if total % share:
+            raise ConfigError(f"data.{global_key}={total} does not divide by world size {world} x "
+                              f"optim.accum_steps {accum} = {share}; choose a multiple of {share} "
+                              f"or set data.{rank_key} (per rank) instead")
+        per_rank = total // share
+        if rank_key == "set_items_per_step" and per_rank == 1:
+            raise ConfigError(f"data.{global_key}={total} over world size {world} x optim.accum_steps "
+                              f"{accum} leaves 1 set item per rank: whole sets need >= 2")
+        d[rank_key] = per_rank
+    return cfg
+
+
+def batch_summary(cfg, world: int) -> str:
+    """The start-up line: what one step is on each rank and on all of them."""
+    d, accum = cfg.data, cfg.optim.accum_steps
+    per_rank = f"{d.pairs_per_step} pairs + {d.set_items_per_step} set items"
+    if accum > 1:
+        per_rank += f" x {accum} accumulation steps"
+    return (f"world size {world}; per rank {per_rank}; global {d.pairs_per_step * world * accum} pairs + "
+            f"{d.set_items_per_step * world * accum} set items per step")
 
 
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+def conf_dir() -> str:
+    """conf/: beside the package in a checkout (or an editable install), shipped inside it as
+    train/conf in a wheel."""
+    from pathlib import Path
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "conf", here / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise FileNotFoundError(f"hnclip's conf/ not found beside {here} nor inside it: a broken install?")
 
 
 def register_schema():
