@@ -25,17 +25,29 @@ def test_crash_mid_write_keeps_latest_intact(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt.torch, "save", crashing_save)
     with pytest.raises(OSError, match="injected"):
         ckpt.save(tmp_path, 4, state(4), keep_last=3)
-    assert (tmp_path / "checkpoints" / ".tmp-step-0000004").is_dir()  # the wreck is there...
-    latest = ckpt.latest(tmp_path)  # ...but never taken for a checkpoint
+    assert not (tmp_path / "checkpoints" / ".tmp-step-0000004").exists()  # the wreck is cleared
+    latest = ckpt.latest(tmp_path)
     assert latest.name == "step-0000002"
     loaded = ckpt.load(latest)
     assert loaded["step"] == 2 and torch.equal(loaded["model"]["w"], state(2)["model"]["w"])
     assert ckpt.load_rng(latest, 0) is not None and ckpt.load_rng(latest, 1) is None
 
     monkeypatch.setattr(ckpt.torch, "save", real_save)
-    ckpt.save(tmp_path, 4, state(4), keep_last=3)  # the next save of that step clears the wreck
+    ckpt.save(tmp_path, 4, state(4), keep_last=3)
     assert ckpt.latest(tmp_path).name == "step-0000004"
     assert not (tmp_path / "checkpoints" / ".tmp-step-0000004").exists()
+
+
+def test_leftovers_of_a_killed_save_are_removed(tmp_path):
+    """A SIGKILL mid-save leaves .tmp-step-N (possibly gigabytes); the next start removes it."""
+    ckpt.save(tmp_path, 2, state(2), keep_last=3)
+    wreck = tmp_path / "checkpoints" / ".tmp-step-0000004"
+    wreck.mkdir()
+    (wreck / "trainer.pt").write_bytes(b"PK\x03\x04 half")
+    old = tmp_path / "checkpoints" / ".old-step-0000002"
+    old.mkdir()
+    assert sorted(p.name for p in ckpt.remove_leftovers(tmp_path)) == [".old-step-0000002", ".tmp-step-0000004"]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-0000002"]
 
 
 def test_directory_without_trainer_file_is_not_a_checkpoint(tmp_path):

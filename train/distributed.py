@@ -2,6 +2,7 @@
 
 Works the same under accelerate's DDP and DeepSpeed (both initialise the default process
 group) and without any group (single process: every function is the identity)."""
+import time
 import warnings
 
 import torch
@@ -109,3 +110,44 @@ def any_rank(flag: bool, device="cpu") -> bool:
 def barrier():
     if is_initialized():
         dist.barrier()
+
+
+def broadcast_int(value: int, device="cpu") -> int:
+    """Rank 0's value on every rank."""
+    if not is_initialized() or world_size() == 1:
+        return value
+    t = torch.tensor([value], device=device, dtype=torch.long)
+    dist.broadcast(t, 0)
+    return int(t.item())
+
+
+# What torch raises when a collective meets a dead, stopped or unreachable peer (gloo and
+# NCCL word it differently; DistBackendError is a RuntimeError)
+_COLLECTIVE_FAILURE = ("timed out", "timeout", "connection closed by peer", "connection reset",
+                       "broken pipe", "socket", "nccl")
+
+
+def lost_ranks_after(error, wait_s: float = 10.0):
+    """After an exception: None if it is not a failed collective; else the ranks that do not
+    answer a roll call through the rendezvous store within wait_s (the survivors of a timeout
+    all arrive here at about the same time). An empty list: every rank answered."""
+    if not is_initialized() or world_size() == 1:
+        return None
+    text = str(error).lower()
+    if not (isinstance(error, getattr(dist, "DistError", RuntimeError)) or
+            (isinstance(error, RuntimeError) and any(k in text for k in _COLLECTIVE_FAILURE))):
+        return None
+    try:
+        from datetime import timedelta
+        store = dist.distributed_c10d._get_default_store()
+        store.set_timeout(timedelta(seconds=wait_s))
+        store.set(f"hnclip/alive/{rank()}", "1")
+        keys = {r: f"hnclip/alive/{r}" for r in range(world_size())}
+        deadline = time.monotonic() + wait_s
+        missing = list(keys)
+        while missing and time.monotonic() < deadline:
+            missing = [r for r, k in keys.items() if not store.check([k])]
+            time.sleep(0.2)
+        return missing
+    except Exception:  # noqa: BLE001 - the store's host may be the lost one
+        return []

@@ -2,11 +2,11 @@
 import json
 import math
 import os
-import signal
 import sys
 import time
 from collections import Counter
 from contextlib import nullcontext
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -15,14 +15,16 @@ from omegaconf import OmegaConf
 from . import checkpoint as ckpt
 from . import distributed as D
 from . import models
+from . import signals
 from . import text_trim
 from .accumulate import accumulated_passes
 from .config import to_yaml
 from .data.steps import make_loader, spec_from_config
 from .eval import build_evaluators
 from .eval.during_training import final_summary
-from .metrics import MetricsLog
+from .metrics import MetricsLog, skip_counts, skip_logs
 from .schedule import lr_at
+from .losses import trusted_inputs
 from .step import forward_losses
 
 
@@ -35,7 +37,15 @@ def make_accelerator(cfg):
     from accelerate.utils import InitProcessGroupKwargs
     # CPU multi-process runs need gloo; a single process must get no backend at all
     multi = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    kwargs = [InitProcessGroupKwargs(backend="gloo")] if multi and not torch.cuda.is_available() else []
+    # a lost rank (stopped, hung, unreachable) ends the run after this long instead of the
+    # backend's default (30 min on gloo): the survivors then name it (train/distributed.py)
+    timeout = timedelta(seconds=cfg.distributed.timeout_s)
+    if not multi:
+        kwargs = []
+    elif torch.cuda.is_available():
+        kwargs = [InitProcessGroupKwargs(timeout=timeout)]
+    else:
+        kwargs = [InitProcessGroupKwargs(backend="gloo", timeout=timeout)]
     return Accelerator(kwargs_handlers=kwargs)
 
 
@@ -127,10 +137,11 @@ class Trainer:
         self.step = 0
         self.samples_seen = 0
         self.nonfinite_total = 0
+        self.skipped_total = Counter()  # data/* skips over the whole run, all ranks
         self.evaluators = build_evaluators(cfg.eval, cfg.data.root) if self.is_main else {}
         self._resume()
         self.metrics = MetricsLog(self.run_dir, cfg.logger, self.is_main,
-                                  OmegaConf.to_container(cfg, resolve=True))
+                                  OmegaConf.to_container(cfg, resolve=True), run_name=cfg.run_name)
 
     @property
     def raw_model(self):
@@ -165,6 +176,7 @@ class Trainer:
         scaler = getattr(self.acc, "scaler", None)
         state = {"step": self.step, "samples_seen": self.samples_seen,
                  "nonfinite_total": self.nonfinite_total, "world_size": self.world,
+                 "skipped_total": dict(self.skipped_total),
                  # the loader replays to this many loader steps (micro-batches) on resume
                  "data_position": {"steps_consumed": self.step * self.cfg.optim.accum_steps,
                                    "signature": self._data_signature()},
@@ -176,22 +188,47 @@ class Trainer:
 
     def save(self):
         """Every rank takes part: rank 0 opens the temp dir, each rank writes its RNG (and,
-        under DeepSpeed, its shard), rank 0 writes trainer.pt last and renames atomically."""
+        under DeepSpeed, its shard), rank 0 writes trainer.pt and the manifest last and renames
+        atomically. A failure on any rank (a full disk) stops every rank with the error, the
+        temp dir removed and the previous checkpoint the latest; the flag exchanges between
+        the phases are the barriers."""
         tmp = ckpt.tmp_dir(self.run_dir, self.step)
+        self._save_phase(lambda: ckpt.begin(self.run_dir, self.step) if self.is_main else None, tmp)
+        rng_entry = {}
+
+        def write_parts():
+            rng_entry[f"rng-rank{self.rank}.pt"] = ckpt.write_file(tmp / f"rng-rank{self.rank}.pt", ckpt.rng_state())
+            if self.deepspeed:
+                self.acc.save_state(str(tmp / "engine"))
+        self._save_phase(write_parts, tmp)
         if self.is_main:
-            ckpt.begin(self.run_dir, self.step)
-        D.barrier()
-        ckpt.write_file(tmp / f"rng-rank{self.rank}.pt", ckpt.rng_state())
-        if self.deepspeed:
-            self.acc.save_state(str(tmp / "engine"))
-        D.barrier()
-        if self.is_main:
-            path = ckpt.commit(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last)
-            print(f"[hnclip] checkpoint {path}", flush=True)
-        D.barrier()
+            known = rng_entry  # rank 0's own file is hashed as written; the others' are read back
+            self._save_phase(lambda: print(f"[hnclip] checkpoint "
+                                           f"{ckpt.commit(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last, known)}",
+                                           flush=True), tmp)
+        else:
+            self._save_phase(lambda: None, tmp)
+
+    def _save_phase(self, fn, tmp):
+        error = None
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - every rank must learn of it before raising
+            error = e
+        if D.any_rank(error is not None, self.device):
+            if self.is_main:
+                import shutil
+                shutil.rmtree(tmp, ignore_errors=True)
+            if error is not None:
+                raise error
+            raise ckpt.CheckpointError(f"checkpoint {tmp} failed on another rank (its error is in its log); "
+                                       f"the previous checkpoint is intact: {ckpt.latest(self.run_dir)}")
 
     def _resume(self):
-        path = ckpt.latest(self.run_dir) if self.cfg.checkpoint.resume else None
+        if self.is_main:
+            for gone in ckpt.remove_leftovers(self.run_dir):
+                print(f"[hnclip] removed {gone}: the leftover of a save that did not finish", flush=True)
+        path = self._resume_point() if self.cfg.checkpoint.resume else None
         if path is None:
             return
         state = ckpt.load(path)
@@ -205,6 +242,7 @@ class Trainer:
             scaler.load_state_dict(state["grad_scaler"])
         self.step, self.samples_seen = state["step"], state["samples_seen"]
         self.nonfinite_total = state.get("nonfinite_total", 0)
+        self.skipped_total = Counter(state.get("skipped_total", {}))
         saved, now = state.get("data_position", {}).get("signature"), self._data_signature()
         if saved is not None and saved != now and self.is_main:
             # the replay is exact only for the same streams, seed, ranks and workers
@@ -223,6 +261,21 @@ class Trainer:
                   f"({dropped} metrics rows after it dropped)", flush=True)
         D.barrier()
 
+    def _resume_point(self):
+        """Rank 0 checks the checkpoints (manifest, weights_only load) and picks the newest
+        good one; every rank then loads that step. -1: none; -2: none usable (rank 0 raises)."""
+        step, error = -1, None
+        if self.is_main:
+            try:
+                path = ckpt.resume_point(self.run_dir)
+                step = ckpt.step_of(path) if path is not None else -1
+            except ckpt.CheckpointError as e:
+                step, error = -2, e
+        step = D.broadcast_int(step, self.device)
+        if step == -2:
+            raise error or ckpt.CheckpointError(f"no usable checkpoint in {ckpt.root_of(self.run_dir)} (see rank 0's log)")
+        return ckpt.final_dir(self.run_dir, step) if step >= 0 else None
+
     def _data_signature(self):
         d = self.cfg.data
         return {"world": self.world, "workers": d.workers, "seed": self.cfg.seed,
@@ -233,24 +286,45 @@ class Trainer:
 
     # -- signals: SLURM's warning signal or a polite kill -> checkpoint and exit ----------
     def _install_signals(self):
-        def handler(signum, frame):
-            self.stop_signal = signum
-        for s in (signal.SIGUSR1, signal.SIGTERM):
-            signal.signal(s, handler)
+        # the DataLoader workers ignore them (train/signals.py): one SIGTERM to the whole job
+        # (scancel, preemption) must not kill a worker under the trainer before it checkpoints
+        signals.install(self._on_stop)
+
+    def _on_stop(self, signum):
+        self.stop_signal = signum
 
     # -- the loop -------------------------------------------------------------------------
     def train(self):
+        try:
+            return self._train()
+        except Exception as e:
+            lost = D.lost_ranks_after(e)
+            if lost is None:
+                raise
+            last = ckpt.latest(self.run_dir)
+            what = (f"rank(s) {', '.join(map(str, lost))} stopped answering" if lost
+                    else "a collective failed")
+            msg = (f"{what} (rank {self.rank} waited up to distributed.timeout_s="
+                   f"{self.cfg.distributed.timeout_s} s: {str(e).splitlines()[0][:200]}). "
+                   f"The latest checkpoint is {last if last else '(none yet)'}")
+            if self.stop_signal is not None:
+                # the signal cannot be answered with a new checkpoint without every rank:
+                # exit as a signalled run, so the job is requeued and resumes from the latest
+                raise StopRequested(f"signal {self.stop_signal}, but {msg}; no new checkpoint") from e
+            raise RuntimeError(msg) from e
+
+    def _train(self):
         cfg = self.cfg
         accum = cfg.optim.accum_steps
         spec = spec_from_config(cfg.data, cfg.seed, self.rank, self.world)
         loader = make_loader(spec, self.preprocess_train, self.tokenizer, cfg.data.workers,
                              start_step=self.step * accum)
         it = iter(loader)
-        skipped_window = Counter()
         nonfinite_in_row = 0
         t_last = time.perf_counter()
+        self.stop_requested = False  # set by each step's flag collective (_step_flags)
         while self.step < cfg.optim.steps:
-            if D.any_rank(self.stop_signal is not None, self.device):
+            if self.stop_requested:
                 self.save()
                 who = f"signal {self.stop_signal}" if self.stop_signal else "a signal to another rank"
                 raise StopRequested(f"{who}: checkpointed at step {self.step}")
@@ -259,16 +333,15 @@ class Trainer:
             data_time = time.perf_counter() - t0
             if self.trim_text:
                 batches = text_trim.trim_batches(batches)
+            skipped = Counter()
             for b in batches:
-                skipped_window.update(b.get("skipped", {}))
+                skipped.update(b.get("skipped", {}))
             lr = lr_at(self.step, cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.schedule)
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
             finite, logs = self._forward_backward(batches)
-            if finite:
-                if cfg.optim.grad_clip > 0 and not self.deepspeed:
-                    self.acc.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
+            if finite:  # gradients already clipped (_grads_finite), or by DeepSpeed's engine
                 self.optimizer.step()
                 with torch.no_grad():
                     self.raw_model.logit_scale.clamp_(0, math.log(100))
@@ -286,17 +359,26 @@ class Trainer:
             self.step += 1
             t_now = time.perf_counter()
             step_time, t_last = t_now - t_last, t_now
-            if finite:
-                # one collective and one host sync for all the step's scalars, not one per value
-                values = [torch.as_tensor(v, dtype=torch.float32, device=self.device).reshape(()) for v in logs.values()]
-                logs = dict(zip(logs, D.mean_over_ranks(torch.stack(values)).tolist())) if values else {}
-            else:  # the ranks' log keys may differ on a failed step: no collective here
-                logs = {"loss/total": float("nan")}
+            # one collective and one host sync for all the step's scalars, not one per value:
+            # the data-skip counts (summed over ranks) and, on a finite step, the logs (averaged).
+            # The ranks' log keys may differ on a failed step: then only the counts travel.
+            names = list(logs) if finite else []
+            counts = torch.tensor(skip_counts(skipped), dtype=torch.float64, device=self.device)
+            values = [torch.as_tensor(logs[k].detach() if torch.is_tensor(logs[k]) else logs[k],
+                                      dtype=torch.float64, device=self.device).reshape(()) for k in names]
+            summed = D.sum_over_ranks(torch.cat([counts, torch.stack(values)]) if values else counts).tolist()
+            n_counts = len(counts)
+            step_skips = skip_logs(summed[:n_counts])
+            self.skipped_total.update(step_skips)
+            logs = ({k: v / self.world for k, v in zip(names, summed[n_counts:])} if finite
+                    else {"loss/total": float("nan")})
             logs.update({"lr": lr, "samples_per_s": n_local * self.world / step_time,
                          "data_time": data_time, "step_time": step_time,
                          "nonfinite_steps": self.nonfinite_total, "samples_seen": self.samples_seen,
                          "step_skipped": 0.0 if finite else 1.0})
-            logs.update({f"data/{k}": v for k, v in skipped_window.items()})
+            # this step's skips (every rank) and the run's running total, whatever logger.log_every
+            logs.update({f"data/{k}": v for k, v in step_skips.items()})
+            logs.update({f"data_total/{k}": v for k, v in self.skipped_total.items()})
             self.metrics.log(self.step, logs)
             if nonfinite_in_row >= cfg.optim.max_nonfinite_in_row:
                 last = ckpt.latest(self.run_dir)
@@ -310,7 +392,6 @@ class Trainer:
                       f"clip {logs['loss/clip']:.4f} hn_i2t {logs.get('loss/hn_i2t', 0):.4f} "
                       f"hn_t2i {logs.get('loss/hn_t2i', 0):.4f} lr {lr:.2e} "
                       f"{logs['samples_per_s']:.0f} samples/s data {data_time * 1000:.0f} ms", flush=True)
-                skipped_window.clear()
             # no periodic checkpoint inside a non-finite streak: the latest one stays a good one
             if (cfg.checkpoint.every_steps and self.step % cfg.checkpoint.every_steps == 0
                     and self.step < cfg.optim.steps and nonfinite_in_row == 0):
@@ -336,44 +417,74 @@ class Trainer:
             return None, {}
 
     def _forward_backward(self, batches):
-        """-> (finite, logs). Gradients are left in .grad when finite. The finiteness checks
-        are collectives: all ranks skip together, and nobody calls backward on a bad loss
-        (a skipped backward on one rank would hang the others' gradient all-reduce)."""
-        if len(batches) == 1:
-            with self._autocast():
-                loss, logs = self._forward(lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
-            if not self._loss_finite(loss):
-                return False, {}
-            self.acc.backward(loss)
-            return self._grads_finite(), logs
-        no_sync = None if self.deepspeed else self.acc.no_sync
-        passes = accumulated_passes(self.model, batches, self.cfg.loss, self.device, self._autocast, no_sync)
-        logs = {}
-        while True:
-            try:
-                item = next(passes, None)
-            except FloatingPointError:
-                item = (None, None, {})
-            if item is None:
-                break
-            _, loss, logs = item
-            if not self._loss_finite(loss):
-                passes.close()
-                return False, {}
-            self.acc.backward(loss)
-        return self._grads_finite(), logs
+        """-> (finite, logs); gradients are left in .grad, clipped, when finite. Nothing here
+        waits for the device but one flag read: the losses run without their input checks
+        (the loader checked the set index on the CPU; NaN/Inf features make a NaN loss) and
+        every rank runs backward whatever its loss, so one collective after it decides for
+        all ranks together whether the step is taken (_grads_finite). DeepSpeed's engine
+        steps inside backward(), so there the collective comes first and a bad loss never
+        reaches backward."""
+        with trusted_inputs():
+            if len(batches) == 1:
+                with self._autocast():
+                    loss, logs = self._forward(lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
+                if self.deepspeed:
+                    if not self._step_flags(self._loss_finite(loss)):
+                        return False, {}
+                    self.acc.backward(loss)
+                    return True, logs
+                if loss is not None:
+                    self.acc.backward(loss)
+                ok = self._grads_finite(self._loss_finite(loss))
+                return ok, logs if ok else {}
+            no_sync = None if self.deepspeed else self.acc.no_sync
+            passes = accumulated_passes(self.model, batches, self.cfg.loss, self.device, self._autocast, no_sync)
+            logs, loss_ok = {}, None
+            while True:
+                try:
+                    item = next(passes, None)
+                except FloatingPointError:
+                    item = (None, None, {})
+                if item is None:
+                    break
+                _, loss, logs = item
+                loss_ok = self._loss_finite(loss) if loss_ok is None else loss_ok & self._loss_finite(loss)
+                if loss is None:
+                    passes.close()
+                    break
+                self.acc.backward(loss)
+            ok = self._grads_finite(loss_ok)
+            return ok, logs if ok else {}
 
     def _loss_finite(self, loss):
-        ok = loss is not None and bool(torch.isfinite(loss.detach()))
-        return not D.any_rank(not ok, self.device)
+        """A device flag, no host read: the forward returned a loss and it is finite."""
+        if loss is None:
+            return torch.zeros((), dtype=torch.bool, device=self.device)
+        return torch.isfinite(loss.detach())
 
-    def _grads_finite(self):
-        if self.deepspeed:
-            return True  # the engine has already stepped inside backward(); it skips inf/nan itself in fp16
+    def _grads_finite(self, loss_ok=None) -> bool:
+        """The gradient norm, computed once: clip with it (optim.grad_clip > 0) and check it
+        for NaN/Inf; then the step's one flag collective. A non-finite norm makes the clipped
+        gradients NaN too, but such a step is skipped and its gradients zeroed."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        # one reduction instead of a host sync per parameter
-        ok = bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()) if grads else True
-        return not D.any_rank(not ok, self.device)
+        if not grads:
+            norm = torch.zeros((), device=self.device)
+        elif self.cfg.optim.grad_clip > 0:
+            norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        ok = torch.isfinite(norm)
+        return self._step_flags(ok if loss_ok is None else ok & loss_ok)
+
+    def _step_flags(self, ok) -> bool:
+        """One collective and one host read for all of a step's flags: whether every rank's
+        loss and gradients are finite (-> the return value, the same on every rank) and
+        whether a stop signal reached any rank (-> self.stop_requested)."""
+        stop = torch.full((), float(self.stop_signal is not None), device=self.device)
+        flags = torch.stack([stop, (~ok).float()])
+        stop_any, bad_any = (D.sum_over_ranks(flags) > 0).tolist()
+        self.stop_requested = getattr(self, "stop_requested", False) or stop_any
+        return not bad_any
 
     def evaluate(self):
         results = {}
