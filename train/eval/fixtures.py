@@ -175,3 +175,29 @@ def write_pairs(world, root, n=16, shards=2):
                         (f"{key}.json", json.dumps({"key": key, "caption": cap, "status": "success"}).encode())]
         _tar(root / f"{s:05d}.tar", members)
     return {"urls": str(root / f"{{00000..{shards - 1:05d}}}.tar")}
+
+
+def write_karpathy(world, root, n_images=4, per_image=5, fmt="dataset", extra_splits=True):
+    """The Karpathy split as released. fmt="dataset": dataset_coco.json ({"images": [{filepath,
+    filename, split, sentences: [{raw, tokens, imgid, sentid}], imgid, sentids, cocoid}],
+    "dataset": "coco"}) with val/train images that must be left out; fmt="list": the ALBEF/BLIP
+    test file ([{"image": "val2014/...", "caption": [...]}]). Each image carries `per_image`
+    captions, all of which describe it."""
+    root = Path(root)
+    images, out, sent = [], [], 0
+    splits = ["test"] * n_images + (["val", "train"] if extra_splits and fmt == "dataset" else [])
+    for i, split in enumerate(splits):
+        caps = [f"karpathy image {i} caption {j}" for j in range(per_image)]
+        name = f"COCO_val2014_{i:012d}.jpg"
+        buf = io.BytesIO()
+        world.image(caps).save(buf, format="JPEG", quality=95)
+        (root / "val2014").mkdir(parents=True, exist_ok=True)
+        (root / "val2014" / name).write_bytes(buf.getvalue())
+        sents = [{"tokens": c.split(), "raw": c, "imgid": i, "sentid": sent + j} for j, c in enumerate(caps)]
+        images.append({"filepath": "val2014", "sentids": [s["sentid"] for s in sents], "filename": name,
+                       "imgid": i, "split": split, "sentences": sents, "cocoid": i})
+        out.append({"image": f"val2014/{name}", "caption": caps})
+        sent += per_image
+    ann = root / ("dataset_coco.json" if fmt == "dataset" else "coco_karpathy_test.json")
+    ann.write_text(json.dumps({"images": images, "dataset": "coco"} if fmt == "dataset" else out))
+    return {"ann": str(ann), "image_root": str(root)}

@@ -90,12 +90,20 @@ class RetrievalEvaluator(Evaluator):
 
     def score(self, model, tokenizer, preprocess, device="cpu"):
         texts = list(dict.fromkeys(c for _, caps in self.images for c in caps))
-        tindex = {t: n for n, t in enumerate(texts)}
         # images from shards are already decoded; from the Karpathy file they are paths
         load = lambda n: Image.open(self.images[n][0]).convert("RGB") if isinstance(self.images[n][0], str) \
             else self.images[n][0]
         img = encode_images(model, preprocess, list(range(len(self.images))), self.batch_size, device, load=load)
         txt = encode_texts(model, tokenizer, texts, self.batch_size, device)
-        S = torch.stack([img[n] for n in range(len(self.images))]) @ torch.stack([txt[t] for t in texts]).T
-        metrics, n_queries = recall(S, [[tindex[c] for c in caps] for _, caps in self.images], rule=self.tie_rule)
+        # one column per distinct feature: strings with the same token ids are one candidate
+        # (encode.py gives them one feature), so no matmul rounding can split their tie
+        column, feats = {}, []
+        for t in texts:
+            key = txt[t].data_ptr()
+            if key not in column:
+                column[key] = len(feats)
+                feats.append(txt[t])
+        col = {t: column[txt[t].data_ptr()] for t in texts}
+        S = torch.stack([img[n] for n in range(len(self.images))]) @ torch.stack(feats).T
+        metrics, n_queries = recall(S, [[col[c] for c in caps] for _, caps in self.images], rule=self.tie_rule)
         return self.result(metrics, {"images": len(self.images), "captions": n_queries, "skipped": self.skipped})

@@ -79,3 +79,10 @@ def first_per_group(items, limit, group=lambda it: it.group):
 def strict_top1(scores: torch.Tensor, label: int) -> bool:
     """top1 under the strict rule (the name other modules import)."""
     return top1(scores, label, "strict")
+
+
+def scores_of(candidates, query: torch.Tensor) -> torch.Tensor:
+    """s(query, c) for each candidate feature, one dot product each. Not a stacked matmul: a
+    BLAS kernel may round two identical rows differently (their positions in the block differ),
+    and equal inputs must give equal scores for the tie rules to mean anything."""
+    return torch.stack([torch.dot(c, query) for c in candidates])

@@ -15,7 +15,7 @@ import torch
 from .classes import objects_in_caption, vocabulary
 from .base import Evaluator
 from .encode import encode_images, encode_texts
-from .scoring import best_of, pct, strict_top1, top1  # noqa: F401 (strict_top1: re-exported)
+from .scoring import best_of, pct, scores_of, strict_top1, top1  # noqa: F401 (strict_top1: re-exported)
 
 CLS_TEMPLATE = "a photo of a {}."
 
@@ -85,9 +85,9 @@ class SpecEvaluator(Evaluator):
             texts = [k for it in i2t_items for k in it["keys"]] + [it["query"] for it in t2i_items]
             img = encode_images(model, preprocess, q_img + [p for ks in k_img for p in ks], self.batch_size, device)
             txt = encode_texts(model, tokenizer, texts, self.batch_size, device)
-            i2t = [top1(torch.stack([txt[k] for k in it["keys"]]) @ img[q], it["label"], rule)
+            i2t = [top1(scores_of([txt[k] for k in it["keys"]], img[q]), it["label"], rule)
                    for q, it in zip(q_img, i2t_items)]
-            t2i = [top1(torch.stack([img[p] for p in ks]) @ txt[it["query"]], it["label"], rule)
+            t2i = [top1(scores_of([img[p] for p in ks], txt[it["query"]]), it["label"], rule)
                    for ks, it in zip(k_img, t2i_items)]
             results[f"{subset}/i2t"] = pct(i2t)
             results[f"{subset}/t2i"] = pct(t2i)

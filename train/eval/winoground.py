@@ -13,7 +13,7 @@ import torch
 
 from .base import Evaluator
 from .encode import encode_images, encode_texts
-from .scoring import pct, top1
+from .scoring import pct, scores_of, top1
 
 
 def load_winoground(jsonl, image_root, ext=".png", path_of=None):
@@ -52,7 +52,7 @@ class WinogroundEvaluator(Evaluator):
         text, image, examples, r = [], [], [], self.tie_rule
         for it in self.items:
             # s[i][c]: image i against caption c
-            s = torch.stack([img[p] for p in it["images"]]) @ torch.stack([txt[c] for c in it["captions"]]).T
+            s = torch.stack([scores_of([txt[c] for c in it["captions"]], img[p]) for p in it["images"]])
             text.append(top1(s[0], 0, r) and top1(s[1], 1, r))
             image.append(top1(s[:, 0], 0, r) and top1(s[:, 1], 1, r))
             if len(examples) < self.n_examples:
