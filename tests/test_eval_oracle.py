@@ -16,6 +16,7 @@ def suites(tmp_path, world):
     spec = fx.write_spec(world, tmp_path / "spec")
     zf = fx.write_zeroshot_folder(world, tmp_path / "zs")
     zw = fx.write_zeroshot_wds(world, tmp_path / "zsw")
+    eq = fx.write_eqben(world, tmp_path / "eqben")
     return {
         "spec": {"root": spec["root"], "classes": spec["classes"]},
         "zeroshot": {"root": zf["root"], "templates": zf["templates"]},
@@ -28,6 +29,12 @@ def suites(tmp_path, world):
                             if k in ("ann", "image_root")},
         "valse": {k: v for k, v in fx.write_valse(world, tmp_path / "valse").items() if k != "kept"},
         "winoground": fx.write_winoground(world, tmp_path / "wino"),
+        "eqben": {k: v for k, v in eq.items() if k != "ann_ag"},
+        "eqben_ag": {"type": "eqben", "ann": eq["ann_ag"], "image_root": eq["image_root"]},
+        "svo_probes": fx.write_svo(world, tmp_path / "svo"),
+        "vsr": fx.write_vsr(world, tmp_path / "vsr"),
+        "karpathy": {"type": "retrieval", **fx.write_karpathy(world, tmp_path / "karpathy", n_images=12)},
+        "zeroshot_suite": {"datasets": {"folder": zf, "wds": zw}},
     }
 
 

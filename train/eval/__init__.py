@@ -10,15 +10,19 @@ from omegaconf import OmegaConf
 
 from .aro import AroAttributionEvaluator, AroRelationEvaluator
 from .base import RUNTIME, Evaluator
+from .eqben import EqBenEvaluator
 from .retrieval import RetrievalEvaluator
 from .spec import SpecEvaluator
 from .sugarcrepe import SugarCrepeEvaluator
+from .svo import SvoProbesEvaluator
 from .valse import ValseEvaluator
+from .vsr import VsrEvaluator
 from .winoground import WinogroundEvaluator
 from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 
 EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
-              AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator)
+              AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator, EqBenEvaluator,
+              SvoProbesEvaluator, VsrEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 

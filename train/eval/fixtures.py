@@ -201,3 +201,72 @@ def write_karpathy(world, root, n_images=4, per_image=5, fmt="dataset", extra_sp
     ann = root / ("dataset_coco.json" if fmt == "dataset" else "coco_karpathy_test.json")
     ann.write_text(json.dumps({"images": images, "dataset": "coco"} if fmt == "dataset" else out))
     return {"ann": str(ann), "image_root": str(root)}
+
+
+def write_eqben(world, root, n=3):
+    """EqBen's two released shapes: a list file (the subset, Kubric, SD: group = first folder)
+    and the nested AG file ({video: {subject: [frame]}} with caption lists)."""
+    root = Path(root)
+    flat, nested = [], {}
+    for i in range(n):
+        for src in ("eqbensd", "eqbenkubric_cnt"):
+            c0, c1 = f"{src} {i} two cubes left of a ball", f"{src} {i} a ball left of two cubes"
+            rel = [f"{src}/{i:03d}_{k}.png" for k in (0, 1)]
+            _save(world.image([c0]), root / "images" / rel[0])
+            _save(world.image([c1]), root / "images" / rel[1])
+            flat.append({"image0": rel[0], "caption0": c0, "image1": rel[1], "caption1": c1})
+        c0, c1 = f"ag {i} a person holds a cup", f"ag {i} a person drinks from a cup"
+        rel = [f"eqbenag/vid{i}/{k}.png" for k in (0, 1)]
+        _save(world.image([c0]), root / "images" / rel[0])
+        _save(world.image([c1]), root / "images" / rel[1])
+        nested.setdefault(f"vid{i}", {}).setdefault("person", []).append(
+            {"image0": rel[0], "caption0": [c0, "another phrasing"], "image1": rel[1], "caption1": [c1]})
+    (root / "eqben_subset.json").write_text(json.dumps(flat))
+    (root / "eqben_ag.json").write_text(json.dumps(nested))
+    return {"ann": str(root / "eqben_subset.json"), "ann_ag": str(root / "eqben_ag.json"),
+            "image_root": str(root / "images")}
+
+
+def write_svo(world, root, per_type=3):
+    """svo_probes.csv's columns; images named <image id>.png; one row has a missing image and
+    one row two negative types (both skipped and counted)."""
+    import csv
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rows, iid = [], 1000
+    for t in ("subj", "verb", "obj"):
+        for i in range(per_type + 1):
+            s = f"svo {t} {i} a girl rides a horse"
+            pos, neg = iid, iid + 1
+            iid += 2
+            world.image([s]).save(root / "images" / f"{pos}.png")
+            if i < per_type:  # the last row of each type lacks its negative image: a dead link
+                world.image([f"svo other {t} {i}"]).save(root / "images" / f"{neg}.png")
+            rows.append({"sentence": s, "pos_triplet": "girl,ride,horse", "neg_triplet": "boy,ride,horse",
+                         "subj_neg": t == "subj", "verb_neg": t == "verb", "obj_neg": t == "obj",
+                         "pos_url": f"http://example.invalid/{pos}.jpg", "neg_url": f"http://example.invalid/{neg}.jpg",
+                         "pos_image_id": pos, "neg_image_id": neg})
+    rows.append({**rows[0], "verb_neg": True})  # two negative types: left out, as the notebook
+    with open(root / "svo_probes.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return {"csv": str(root / "svo_probes.csv"), "image_root": str(root / "images")}
+
+
+def write_vsr(world, root, n=3):
+    """VSR's jsonl: each image with a true and a false caption; each true caption also judged
+    false for the next image (so both i2t and t2i pairs exist)."""
+    root = Path(root)
+    trues = [f"vsr {i} the cat is left of the dog." for i in range(n)]
+    lines = []
+    for i in range(n):
+        name = f"{i:012d}.png"
+        _save(world.image([trues[i]]), root / "images" / name)
+        lines.append({"image": name, "image_link": f"http://images.cocodataset.org/train2017/{name}",
+                      "caption": trues[i], "label": 1, "relation": "left of", "subj": "cat", "obj": "dog"})
+        lines.append({"image": name, "caption": f"vsr {i} the cat is under the dog.", "label": 0,
+                      "relation": "under"})
+        lines.append({"image": name, "caption": trues[(i + 1) % n], "label": 0, "relation": "left of"})
+    (root / "test.jsonl").write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+    return {"jsonl": str(root / "test.jsonl"), "image_root": str(root / "images")}

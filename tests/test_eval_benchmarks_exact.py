@@ -1,0 +1,127 @@
+"""The newer evaluators (EqBen, SVO-Probes, VSR, ELEVATER-style zero-shot list) on fixtures in
+each benchmark's released format: their skip counters and breakdowns, and agreement with an
+independent computation (plain per-item loops) on a real tiny random open_clip model."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from train.eval import build_one
+from train.eval import fixtures as fx
+from train.eval.contract import run_suite
+from train.eval.toy import ToyEncoder, World
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from train import models
+    torch.manual_seed(0)
+    model, _, preprocess, tokenizer = models.create("hnclip-tiny")
+    return model.eval(), preprocess, tokenizer
+
+
+def embed_image(model, preprocess, path):
+    with torch.no_grad():
+        return model.encode_image(preprocess(Image.open(path).convert("RGB"))[None], normalize=True)[0]
+
+
+def embed_text(model, tokenizer, text):
+    with torch.no_grad():
+        return model.encode_text(tokenizer([text]), normalize=True)[0]
+
+
+def noisy_images(root):
+    """Replace every toy image under root by random pixels: a random model then gives untied, varied scores."""
+    rng = np.random.default_rng(0)
+    for p in sorted(Path(root).rglob("*.png")):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(p)
+
+
+def test_eqben_matches_the_benchmarks_winoground_formula(tmp_path, tiny):
+    model, preprocess, tokenizer = tiny
+    opts = fx.write_eqben(World(), tmp_path)
+    noisy_images(opts["image_root"])
+    ours = run_suite(build_one("eqben", {"ann": opts["ann"], "image_root": opts["image_root"]}, batch_size=3),
+                     model, tokenizer, preprocess)
+    # cal_wino_score of EqBen's own code, over plain per-pair similarities
+    recs = json.load(open(opts["ann"]))
+    s = {k: [] for k in ("c0i0", "c0i1", "c1i0", "c1i1")}
+    for r in recs:
+        i = [embed_image(model, preprocess, Path(opts["image_root"]) / r[f"image{k}"]) for k in (0, 1)]
+        c = [embed_text(model, tokenizer, r[f"caption{k}"]) for k in (0, 1)]
+        for a in (0, 1):
+            for b in (0, 1):
+                s[f"c{a}i{b}"].append(float(c[a] @ i[b]))
+    s = {k: np.array(v) for k, v in s.items()}
+    text = (s["c0i0"] > s["c1i0"]) & (s["c1i1"] > s["c0i1"])
+    image = (s["c0i0"] > s["c0i1"]) & (s["c1i1"] > s["c1i0"])
+    assert ours.metrics["text"] == pytest.approx(100 * text.mean())
+    assert ours.metrics["image"] == pytest.approx(100 * image.mean())
+    assert ours.metrics["group"] == pytest.approx(100 * (text & image).mean())
+    assert {"eqbensd/group", "eqbenkubric_cnt/group"} <= set(ours.metrics)
+    ag = build_one("eqben", {"ann": opts["ann_ag"], "image_root": opts["image_root"]})
+    assert [p.group for p in ag.items] == ["eqbenag"] * 3 and "another phrasing" not in ag.items[0].captions
+
+
+def test_svo_probes_skips_dead_links_and_matches_pairwise_loops(tmp_path, tiny):
+    model, preprocess, tokenizer = tiny
+    opts = fx.write_svo(World(), tmp_path)
+    assert len(build_one("svo_probes", opts).rows) == 9
+    noisy_images(opts["image_root"])
+    ours = run_suite(build_one("svo_probes", opts, batch_size=4), model, tokenizer, preprocess)
+    assert ours.counts["skipped_missing_image"] == 3 and ours.counts["skipped_not_one_type"] == 1
+    hits = {"subj": [], "verb": [], "obj": []}
+    for r in csv.DictReader(open(opts["csv"])):
+        types = [t for t in hits if r[f"{t}_neg"] == "True"]
+        pos, neg = (Path(opts["image_root"]) / f"{r[k]}.png" for k in ("pos_image_id", "neg_image_id"))
+        if len(types) != 1 or not neg.is_file():
+            continue
+        q = embed_text(model, tokenizer, r["sentence"])
+        hits[types[0]].append(float(embed_image(model, preprocess, pos) @ q) > float(embed_image(model, preprocess, neg) @ q))
+    for t, h in hits.items():
+        assert ours.metrics[f"{t}/acc"] == pytest.approx(100 * np.mean(h))
+    assert ours.metrics["avg/acc"] == pytest.approx(100 * np.mean(sum(hits.values(), [])))
+
+
+def test_vsr_pairs_and_their_accuracy_match_plain_loops(tmp_path, tiny):
+    model, preprocess, tokenizer = tiny
+    opts = fx.write_vsr(World(), tmp_path)
+    noisy_images(opts["image_root"])
+    ours = run_suite(build_one("vsr", opts, batch_size=2), model, tokenizer, preprocess)
+    recs = [json.loads(l) for l in open(opts["jsonl"])]
+    # every image has 1 true and 2 false captions -> 2 i2t pairs; every true caption is false of one other image
+    assert ours.counts["i2t_pairs"] == 6 and ours.counts["t2i_pairs"] == 3
+    i2t, t2i = [], []
+    for r in recs:
+        if r["label"] == 1:
+            img = embed_image(model, preprocess, Path(opts["image_root"]) / r["image"])
+            for f in recs:
+                if f["image"] == r["image"] and f["label"] == 0:
+                    i2t.append(float(embed_text(model, tokenizer, r["caption"]) @ img) >
+                               float(embed_text(model, tokenizer, f["caption"]) @ img))
+                if f["caption"] == r["caption"] and f["label"] == 0:
+                    q = embed_text(model, tokenizer, r["caption"])
+                    t2i.append(float(img @ q) > float(embed_image(model, preprocess, Path(opts["image_root"]) / f["image"]) @ q))
+    assert ours.metrics["i2t/acc"] == pytest.approx(100 * np.mean(i2t))
+    assert ours.metrics["t2i/acc"] == pytest.approx(100 * np.mean(t2i))
+    assert ours.metrics["avg/acc"] == pytest.approx(100 * np.mean(i2t + t2i))
+
+
+def test_zeroshot_suite_averages_its_datasets(tmp_path):
+    world = World()
+    zf = fx.write_zeroshot_folder(world, tmp_path / "a")
+    zw = fx.write_zeroshot_wds(world, tmp_path / "b")
+    # a third dataset the toy model gets wrong: folder names that are not the prompts' classes
+    wrong = fx.write_zeroshot_folder(world, tmp_path / "c", classes=("x", "y"), templates=("nothing {}",))
+    ev = build_one("zeroshot_suite", {"datasets": {"a": zf, "b": zw,
+                                                   "c": {"root": wrong["root"], "templates": ["a {}."]}}})
+    res = run_suite(ev, ToyEncoder(world), ToyEncoder(world).tokenizer, ToyEncoder(world).preprocess)
+    assert res.metrics["a/top1"] == 100.0 and res.metrics["b/top1"] == 100.0 and res.metrics["c/top1"] == 0.0
+    assert res.metrics["avg/top1"] == pytest.approx(200 / 3)
+    assert res.counts["b/skipped"] == 1
+    with pytest.raises(ValueError, match="unknown key"):
+        build_one("zeroshot_suite", {"datasets": {"a": {**zf, "rooot": 1}}})
