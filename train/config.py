@@ -51,6 +51,7 @@ class DataConfig:
     skip_missing_shards: bool = False  # a missing shard is an error unless this is set
     lookahead_sets: int = 32           # set-batcher buffer for packing whole sets exactly
     max_image_pixels: int = 25_000_000  # an image with more pixels (read from its header) is skipped and counted
+    decode: str = "pil"                # pil: the model's PIL transform | tensor: the same steps on uint8 tensors (train/data/jpeg.py)
 
 
 @dataclass
@@ -165,8 +166,11 @@ def _schema_keys(node_type, prefix=""):
     for f in fields(node_type):
         name = f"{prefix}{f.name}"
         keys.append(name)
-        if is_dataclass(hints[f.name]):
-            keys += _schema_keys(hints[f.name], name + ".")
+        hint = hints[f.name]
+        if typing.get_origin(hint) is list and is_dataclass(typing.get_args(hint)[0]):
+            hint = typing.get_args(hint)[0]  # list items: data.pairs.weight stands for data.pairs.N.weight
+        if is_dataclass(hint):
+            keys += _schema_keys(hint, name + ".")
     return keys
 
 
@@ -270,19 +274,24 @@ def apply_global_batch(cfg, world: int):
     rounded batch is a different recipe."""
     d, accum = cfg.data, cfg.optim.accum_steps
     share = world * accum
+    problems, shares = [], {}
     for global_key, rank_key in (("global_pairs_per_step", "pairs_per_step"),
                                  ("global_set_items_per_step", "set_items_per_step")):
         total = d[global_key]
         if total is None:
             continue
         if total % share:
-            raise ConfigError(f"data.{global_key}={total} does not divide by world size {world} x "
-                              f"optim.accum_steps {accum} = {share}; choose a multiple of {share} "
-                              f"or set data.{rank_key} (per rank) instead")
-        per_rank = total // share
-        if rank_key == "set_items_per_step" and per_rank == 1:
-            raise ConfigError(f"data.{global_key}={total} over world size {world} x optim.accum_steps "
-                              f"{accum} leaves 1 set item per rank: whole sets need >= 2")
+            problems.append(f"data.{global_key}={total} does not divide by world size {world} x "
+                            f"optim.accum_steps {accum} = {share}")
+        elif rank_key == "set_items_per_step" and total // share == 1:
+            problems.append(f"data.{global_key}={total} over world size {world} x optim.accum_steps "
+                            f"{accum} leaves 1 set item per rank (whole sets need >= 2)")
+        else:
+            shares[rank_key] = total // share
+    if problems:
+        raise ConfigError("; ".join(problems) + f": choose multiples of {share}, or set the per-rank "
+                          "keys data.pairs_per_step / data.set_items_per_step instead")
+    for rank_key, per_rank in shares.items():
         d[rank_key] = per_rank
     return cfg
 
