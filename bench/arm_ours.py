@@ -81,10 +81,7 @@ def step_parts(trainer, batches, reps):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         t.append(time.perf_counter())
-        if hasattr(trainer, "_grads_finite"):
-            trainer._grads_finite()
-        if cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        trainer._grads_finite()  # norm once, clip with it, the step's one flag collective
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))

@@ -17,7 +17,7 @@ from contextlib import nullcontext
 
 import torch
 
-from .step import forward_losses
+from .step import forward_losses, n_sets_of
 
 
 def merge_micro_batches(batches):
@@ -68,10 +68,11 @@ def merge_sets(sets):
         parts["cap_img"].append(torch.where(s["cap_img"] >= 0, s["cap_img"] + n_img, s["cap_img"]))
         parts["img_key"].append(s["img_key"])
         parts["cap_key"].append(s["cap_key"])
-        n_sets += int(s["cap_set"].max()) + 1 if s["cap_set"].numel() else 0
+        n_sets += n_sets_of(s)
         n_img += s["images"].shape[0]
         n_cap += s["tokens"].shape[0]
     out.update({k: torch.cat(v) for k, v in parts.items()})
+    out["n_sets"] = n_sets
     return out
 
 

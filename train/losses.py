@@ -12,6 +12,8 @@ Candidate sets are described by flat index tensors over the step's (gathered) it
     img_key[i]  content id of image i           cap_key[c]  content id of caption c's text
 Sets may hold captions without images (text-only hard negatives). docs/loss.md has the formula.
 """
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch
@@ -35,9 +37,27 @@ class SetIndex:
     cap_key: torch.Tensor
 
 
+# The input checks read values on the host, so each is a device sync. A training step whose
+# set index the loader has already checked on the CPU, and which checks its loss for NaN/Inf
+# itself (one flag collective), runs the losses inside trusted_inputs() and never waits.
+_CHECK_INPUTS = ContextVar("hnclip_check_loss_inputs", default=True)
+
+
+@contextmanager
+def trusted_inputs():
+    """Within this block check_finite and check_set_index return at once (no host sync)."""
+    token = _CHECK_INPUTS.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_INPUTS.reset(token)
+
+
 def check_finite(**named):
     """Raise NonFiniteFeatures naming the first non-finite tensor. One host sync for all of
     them: a sum is non-finite iff some element is (normalised features cannot overflow it)."""
+    if not _CHECK_INPUTS.get():
+        return
     total = sum(t.detach().float().sum() for t in named.values())
     if bool(torch.isfinite(total)):
         return
@@ -61,7 +81,10 @@ def clip_loss(img_q, txt_q, img_keys, txt_keys, logit_scale, offset: int = 0):
 
 def check_set_index(idx: SetIndex, n_img: int = None, n_cap: int = None):
     """Raise ValueError for inconsistent set metadata (the data must be fixed, not the loss).
-    Run it on the *gathered* index so every rank raises together (no rank left waiting)."""
+    About a dozen host reads: the loader runs it on each collated step's CPU tensors, and a
+    direct caller of the losses on the *gathered* index (every rank raises together)."""
+    if not _CHECK_INPUTS.get():
+        return
     n_img = idx.img_set.shape[0] if n_img is None else n_img
     n_cap = idx.cap_set.shape[0] if n_cap is None else n_cap
     if not (idx.img_cap.shape[0] == idx.img_key.shape[0] == n_img):
@@ -120,7 +143,8 @@ def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
     index; img_q are rows [img_offset, img_offset+len) of img_keys, cap_q likewise. Pool
     'step+pairs' also needs the step's pair-stream features (pair_img_keys, pair_cap_keys).
     I2T: every image is a query over captions. T2I: every caption *with an image* is a query
-    over images; text-only captions are only I2T negatives."""
+    over images; text-only captions are only I2T negatives. Inside trusted_inputs() no
+    host sync (the input check is the only one)."""
     if pool not in POOLS:
         raise ValueError(f"unknown negative pool '{pool}'; choose one of {POOLS}")
     check_finite(set_image_features=img_keys, set_text_features=cap_keys)
@@ -153,18 +177,20 @@ def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
     valid[rows, pos_c] = True
     l_i2t = _mean_ce(logits.masked_fill(~valid, float("-inf")), pos_c)
 
-    # text -> image, only for captions that have an image
-    cq = gc[cap_has_img[gc]]
-    pos_i = idx.cap_img[cq]
-    rows = torch.arange(cq.shape[0], device=dev)
-    logits = logit_scale * cap_q[cap_has_img[gc]] @ img_keys.T
-    valid = _key_mask(idx.cap_set[cq], idx.img_set, pool)
+    # text -> image, only for captions that have an image. Every caption is scored and the
+    # text-only ones weigh 0: selecting rows by a mask would make the host wait for the count.
+    has = cap_has_img[gc]
+    pos_i = idx.cap_img[gc].clamp(min=0)  # a text-only row points at image 0, then weighs 0
+    rows = torch.arange(gc.shape[0], device=dev)
+    logits = logit_scale * cap_q @ img_keys.T
+    valid = _key_mask(idx.cap_set[gc], idx.img_set, pool)
     if mask_duplicates:
         same_image = idx.img_key[None, :] == idx.img_key[pos_i][:, None]
-        same_text = img_cap_key[None, :] == idx.cap_key[cq][:, None]
+        same_text = img_cap_key[None, :] == idx.cap_key[gc][:, None]
         valid &= ~((same_image | same_text) & img_in_set[None, :])
     valid[rows, pos_i] = True
-    l_t2i = _mean_ce(logits.masked_fill(~valid, float("-inf")), pos_i)
+    ce = F.cross_entropy(logits.masked_fill(~valid, float("-inf")), pos_i, reduction="none")
+    l_t2i = torch.where(has, ce, 0).sum() / has.sum().clamp(min=1)
     return l_i2t, l_t2i
 
 
@@ -179,22 +205,25 @@ def set_diagnostics(img_q, cap_keys, cap_q, img_keys, idx: SetIndex, img_offset=
     """Per-step diagnostics over this rank's queries, own set only (the SPEC test):
     accuracy = share of queries whose positive scores strictly above every other member of
     its set; margin = mean cosine(positive) - cosine(hardest in-set negative). A query with no
-    in-set negative (a T2I query from a one-image set) makes no decision and is left out."""
+    in-set negative (a T2I query from a one-image set) makes no decision and is left out;
+    NaN when no query decides. Reduced on the device: no host sync (the trainer reads these
+    with the other logged scalars)."""
     out = {}
     gi = torch.arange(img_q.shape[0], device=img_q.device) + img_offset
     gc = torch.arange(cap_q.shape[0], device=cap_q.device) + cap_offset
     has_img = idx.cap_img[gc] >= 0
-    for name, q, keys, q_set, key_set, pos in (
-            ("i2t", img_q, cap_keys, idx.img_set[gi], idx.cap_set, idx.img_cap[gi]),
-            ("t2i", cap_q[has_img], img_keys, idx.cap_set[gc[has_img]], idx.img_set, idx.cap_img[gc[has_img]])):
+    for name, q, keys, q_set, key_set, pos, is_query in (
+            ("i2t", img_q, cap_keys, idx.img_set[gi], idx.cap_set, idx.img_cap[gi], None),
+            ("t2i", cap_q, img_keys, idx.cap_set[gc], idx.img_set, idx.cap_img[gc].clamp(min=0), has_img)):
         sim = q @ keys.T
         rows = torch.arange(q.shape[0], device=q.device)
         pos_sim = sim[rows, pos]
         neg = sim.masked_fill(key_set[None, :] != q_set[:, None], float("-inf"))
         neg[rows, pos] = float("-inf")
         hardest = neg.max(dim=1).values
-        decided = torch.isfinite(hardest)
-        margin = (pos_sim - hardest)[decided]
-        out[f"hn/acc_{name}"] = (margin > 0).float().mean() if decided.any() else sim.new_tensor(float("nan"))
-        out[f"hn/margin_{name}"] = margin.mean() if decided.any() else sim.new_tensor(float("nan"))
+        decided = torch.isfinite(hardest) if is_query is None else torch.isfinite(hardest) & is_query
+        margin = torch.where(decided, pos_sim - hardest, 0)
+        n = decided.sum().to(sim.dtype)  # 0 / 0 is NaN: no decision this step
+        out[f"hn/acc_{name}"] = ((margin > 0) & decided).sum().to(sim.dtype) / n
+        out[f"hn/margin_{name}"] = margin.sum() / n
     return out

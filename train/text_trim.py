@@ -9,7 +9,9 @@ gives the same features and the same gradients (the cut positions would get zero
 for a fraction of the text tower's cost. Models this does not hold for are left alone.
 
 `enable(model)` teaches the model to accept any length up to its context; `trim_batches`
-cuts a step's token tensors on the host, before they reach the device (no device sync)."""
+cuts a step's token tensors on the host, before they reach the device (no device sync). The
+loader, which tokenized the captions, records each batch's needed length as `text_len`, so
+the training process reads no tensor at all."""
 import types
 
 import torch
@@ -49,11 +51,20 @@ def needed_length(token_tensors) -> int:
     return max(int(t.argmax(dim=-1).max()) + 1 for t in token_tensors if t.numel())
 
 
+def text_len_of(tokens):
+    """For the loader: the needed length of one batch's token tensor (None if the tokenizer
+    gave something else), recorded as `text_len` so the training process reads no tensor."""
+    if isinstance(tokens, torch.Tensor) and tokens.ndim == 2 and tokens.numel():
+        return needed_length([tokens])
+    return None
+
+
 def trim_batches(batches):
     """Cut the tokens of every micro-batch of a step (pairs and sets) to one common length,
-    so they can still be concatenated. Host tensors: int() here syncs nothing."""
-    tensors = [b[k]["tokens"] for b in batches for k in ("pairs", "sets") if k in b]
-    n = needed_length(tensors)
+    so they can still be concatenated. Uses the loader's `text_len` where given; else reads
+    the host tensors (int() on them syncs nothing)."""
+    parts = [b[k] for b in batches for k in ("pairs", "sets") if k in b]
+    n = max(p["text_len"] if p.get("text_len") is not None else needed_length([p["tokens"]]) for p in parts)
     out = []
     for b in batches:
         b = dict(b)

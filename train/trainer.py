@@ -20,6 +20,7 @@ from . import text_trim
 from .accumulate import accumulated_passes
 from .config import to_yaml
 from .data.steps import make_loader, spec_from_config
+from .data import jpeg
 from .eval import build_evaluators
 from .eval.during_training import final_summary
 from .metrics import MetricsLog, skip_counts, skip_logs
@@ -317,7 +318,7 @@ class Trainer:
         cfg = self.cfg
         accum = cfg.optim.accum_steps
         spec = spec_from_config(cfg.data, cfg.seed, self.rank, self.world)
-        loader = make_loader(spec, self.preprocess_train, self.tokenizer, cfg.data.workers,
+        loader = make_loader(spec, jpeg.for_decode(cfg.data.decode, self.preprocess_train), self.tokenizer, cfg.data.workers,
                              start_step=self.step * accum)
         it = iter(loader)
         nonfinite_in_row = 0

@@ -14,6 +14,9 @@ from collections import Counter, deque
 
 import torch
 
+from ..losses import SetIndex, check_set_index
+from ..text_trim import text_len_of
+
 
 def plan_steps(items, n_items: int, lookahead: int, rng, counters: Counter, size=len):
     """Yield lists of (item, keep) whose sizes add up to exactly n_items; keep is None (the
@@ -88,7 +91,13 @@ def collate_sets(sets, tokenizer):
         cap_img.extend(links)
         subsets.append(s["subset"])
     long = lambda x: torch.tensor(x, dtype=torch.long)
-    return {"images": torch.stack(images), "tokens": tokenizer(captions),
-            "img_set": long(img_set), "img_cap": long(img_cap), "img_key": long(img_key),
-            "cap_set": long(cap_set), "cap_img": long(cap_img), "cap_key": long(cap_key),
-            "subsets": subsets}
+    tokens = tokenizer(captions)
+    out = {"images": torch.stack(images), "tokens": tokens,
+           "img_set": long(img_set), "img_cap": long(img_cap), "img_key": long(img_key),
+           "cap_set": long(cap_set), "cap_img": long(cap_img), "cap_key": long(cap_key),
+           "subsets": subsets,
+           # host-side facts the training step would otherwise read back from the device
+           "n_sets": len(sets), "text_len": text_len_of(tokens)}
+    # checked here, on the CPU in the loader worker, so the step can trust the index
+    check_set_index(SetIndex(*(out[k] for k in ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key"))))
+    return out

@@ -25,6 +25,7 @@ from . import shards as S
 from .decode import check_pair, decode_pair, decode_set, parse_set
 from .samples import raw_samples, shuffled
 from .set_batcher import collate_sets, plan_steps
+from ..text_trim import text_len_of
 
 
 @dataclass
@@ -107,7 +108,9 @@ class StepStream(IterableDataset):
             images.append(out[0])
             captions.append(out[1])
             if len(images) == sp.pairs_per_step:
-                yield {"images": torch.stack(images), "tokens": self.tokenizer(captions)}
+                tokens = self.tokenizer(captions)
+                # text_len: the longest caption's length, known here so the step reads nothing back
+                yield {"images": torch.stack(images), "tokens": tokens, "text_len": text_len_of(tokens)}
                 images, captions = [], []
 
     def _set_batches(self, worker, workers, counters, replay: int):

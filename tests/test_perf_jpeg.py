@@ -1,0 +1,77 @@
+"""data.decode=tensor: the model's transform on uint8 tensors gives open_clip's crops and
+pixels within a couple of grey levels, and keeps the loader's exact resume and its skip
+counts."""
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from train.data import jpeg  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def vit_transforms():
+    import open_clip
+    _, train_t, val_t = open_clip.create_model_and_transforms("ViT-B-32")
+    return train_t, val_t
+
+
+def _photo(w, h, seed=0):
+    low = np.random.default_rng(seed).integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(low).resize((w, h), Image.BICUBIC)
+
+
+@pytest.mark.parametrize("size", [(256, 256), (384, 300)])
+def test_tensor_transform_matches_open_clips_within_two_grey_levels(vit_transforms, size):
+    img = _photo(*size)
+    for pil_t in vit_transforms:
+        fast = jpeg.for_decode("tensor", pil_t)
+        torch.manual_seed(3)
+        a = pil_t(img)
+        torch.manual_seed(3)
+        b = fast(img)
+        assert a.shape == b.shape == (3, 224, 224) and b.dtype == torch.float32
+        # normalised units: 2 grey levels / 255 / std (~0.27) = 0.03; same crop, or the mean explodes
+        assert (a - b).abs().max() < 0.035 and (a - b).abs().mean() < 1e-3
+
+
+def test_unknown_transform_step_is_refused_by_name():
+    import torchvision.transforms as T
+    with pytest.raises(ValueError, match="ColorJitter.*data.decode=pil"):
+        jpeg.for_decode("tensor", T.Compose([T.ColorJitter(0.1), T.ToTensor()]))
+    with pytest.raises(ValueError, match="unknown data.decode 'gpu'"):
+        jpeg.for_decode("gpu", None)
+
+
+def _loader_steps(data, preprocess, tokenizer, start, n):
+    from train.data import shards as S
+    from train.data.steps import StepSpec, StreamSpec, make_loader
+    spec = StepSpec(StreamSpec([S.expand(f"{data}/pairs/pairs-{{000000..000007}}.tar")], [1.0], shuffle_buffer=16),
+                    StreamSpec([S.expand(f"{data}/sets/sets-{{000000..000007}}.tar")], [1.0], shuffle_buffer=4),
+                    pairs_per_step=8, set_items_per_step=6, seed=1)
+    return list(itertools.islice(iter(make_loader(spec, preprocess, tokenizer, 0, start)), n))
+
+
+def test_tensor_decode_keeps_exact_resume_and_skip_counts(tiny_data):
+    import open_clip
+    open_clip.add_model_config(ROOT / "train" / "model_configs")
+    _, pil_t, _ = open_clip.create_model_and_transforms("hnclip-tiny")
+    tok = open_clip.get_tokenizer("hnclip-tiny")
+    fast = jpeg.for_decode("tensor", pil_t)
+    run = _loader_steps(tiny_data, fast, tok, 0, 4)
+    resumed = _loader_steps(tiny_data, fast, tok, 2, 2)
+    for a, b in zip(run[2:], resumed):
+        assert torch.equal(a["pairs"]["images"], b["pairs"]["images"])
+        assert torch.equal(a["sets"]["images"], b["sets"]["images"])
+    ref = _loader_steps(tiny_data, pil_t, tok, 0, 4)
+    for a, b in zip(run, ref):
+        assert a["skipped"] == b["skipped"]
+        assert torch.equal(a["pairs"]["tokens"], b["pairs"]["tokens"])   # the same samples
+        assert (a["pairs"]["images"] - b["pairs"]["images"]).abs().mean() < 2e-3
