@@ -9,6 +9,7 @@ import inspect
 from omegaconf import OmegaConf
 
 from .aro import AroAttributionEvaluator, AroRelationEvaluator
+from .aro_order import AroOrderEvaluator
 from .base import RUNTIME, Evaluator
 from .eqben import EqBenEvaluator
 from .retrieval import RetrievalEvaluator
@@ -22,7 +23,7 @@ from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 
 EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
               AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator, EqBenEvaluator,
-              SvoProbesEvaluator, VsrEvaluator)
+              SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 
