@@ -1,6 +1,6 @@
 """Load any model the evaluation commands take: an open_clip preset (+ pretrained tag or weights
-file), our export dir (RUN/final), a trainer checkpoint (RUN/checkpoints/step-N), or a run dir
-(its final export)."""
+file), our export dir (RUN/final), a trainer checkpoint (RUN/checkpoints/step-N), a run dir
+(its final export), or hf:<repo id or dir> (transformers CLIP / SigLIP / BLIP: adapters/)."""
 import pickle
 from pathlib import Path
 
@@ -32,6 +32,11 @@ def load(checkpoint=None, model=None, pretrained=None):
     if checkpoint is None:
         if not model:
             raise ValueError("give a checkpoint path or a model name (+ pretrained)")
+        if model.startswith("hf:"):
+            if pretrained:
+                raise ValueError(f"--model {model} brings its own weights; drop --pretrained {pretrained}")
+            from .adapters import load_hf
+            return load_hf(model[len("hf:"):])
         m, _, pre, tok = models.create(model, pretrained)
         return m.eval(), pre, tok, f"{model}:{pretrained or 'random-init'}"
     path = Path(checkpoint)
@@ -75,7 +80,8 @@ def eval_config(name_or_path="default", overrides=()):
     from train.config import EvalConfig
     path = Path(name_or_path)
     if not path.is_file():
-        path = Path(__file__).resolve().parents[2] / "conf" / "eval" / f"{name_or_path}.yaml"
+        from train.config import conf_dir  # conf/ in a checkout, train/conf in a wheel
+        path = Path(conf_dir()) / "eval" / f"{name_or_path}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"eval config {name_or_path!r}: no such file or conf/eval/ entry")
     cfg = OmegaConf.merge(OmegaConf.structured(EvalConfig), OmegaConf.load(path),

@@ -1,0 +1,80 @@
+"""Hugging Face transformers models as dual encoders: CLIP (CLIPModel), SigLIP (SiglipModel,
+SigLIP 2's SiglipModel checkpoints too) and BLIP's image-text contrastive (ITC) head
+(BlipForImageTextRetrieval: the projected [CLS] features, as its use_itm_head=False score).
+The family is read from the checkpoint's config (model_type).
+
+Texts become fixed-length id tensors (padding to the text tower's length, as SigLIP was
+trained and as CLIP's processor pads), so the evaluators' token-level de-duplication applies
+unchanged. CLIP and SigLIP pool a fixed position (CLIP: the first end-of-text token behind a
+causal mask; SigLIP: the last position), so padding does not change a caption's feature; BLIP's
+BERT text encoder gets the attention mask of its non-pad ids.
+Loading follows transformers' own rules: a local directory, or a hub id from the cache (set
+HF_HUB_OFFLINE=1 to forbid downloads). Only safetensors or weights_only loads are used by
+transformers >= 4.x for .bin files."""
+import torch
+
+FAMILIES = ("clip", "siglip", "siglip2", "blip")
+
+
+def _features(out):
+    """transformers 4 returns the projected features; 5 returns an output whose pooler_output is them."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+class HFDualEncoder(torch.nn.Module):
+    def __init__(self, model, family, pad_id):
+        super().__init__()
+        self.model, self.family, self.pad_id = model, family, pad_id
+
+    def encode_image(self, pixels, normalize=True):
+        if self.family == "blip":
+            x = self.model.vision_proj(self.model.vision_model(pixel_values=pixels)[0][:, 0, :])
+        else:
+            x = _features(self.model.get_image_features(pixel_values=pixels))
+        return torch.nn.functional.normalize(x, dim=-1) if normalize else x
+
+    def encode_text(self, ids, normalize=True):
+        if self.family == "blip":
+            mask = (ids != self.pad_id).long()
+            x = self.model.text_proj(self.model.text_encoder(input_ids=ids, attention_mask=mask)[0][:, 0, :])
+        else:
+            x = _features(self.model.get_text_features(input_ids=ids))
+        return torch.nn.functional.normalize(x, dim=-1) if normalize else x
+
+
+def _text_length(config, family):
+    text = getattr(config, "text_config", None)
+    n = getattr(text, "max_position_embeddings", None)
+    if not n:
+        raise ValueError(f"{family}: the config gives no text length (text_config.max_position_embeddings)")
+    return int(n)
+
+
+def load_hf(source):
+    """source: a hub id or a local directory -> (model, preprocess, tokenizer, description)."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+    config = AutoConfig.from_pretrained(source)
+    family = config.model_type
+    if family not in FAMILIES:
+        raise ValueError(f"hf:{source}: model_type {family!r} is not one of the supported families {FAMILIES}")
+    if family == "blip":
+        from transformers import BlipForImageTextRetrieval as cls
+    elif family == "clip":
+        from transformers import CLIPModel as cls
+    else:
+        from transformers import AutoModel as cls
+    model = cls.from_pretrained(source).eval()
+    tok = AutoTokenizer.from_pretrained(source)
+    images = AutoImageProcessor.from_pretrained(source)
+    length = _text_length(config, family)
+    if tok.pad_token_id is None:
+        raise ValueError(f"hf:{source}: its tokenizer has no pad token")
+
+    def tokenizer(texts):
+        return tok(list(texts), padding="max_length", truncation=True, max_length=length,
+                   return_tensors="pt")["input_ids"]
+
+    def preprocess(img):
+        return images(images=img.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+
+    return HFDualEncoder(model, family, tok.pad_token_id).eval(), preprocess, tokenizer, f"hf:{source} ({family})"
