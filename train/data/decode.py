@@ -1,10 +1,14 @@
 """Turn raw tar samples into model inputs: decode, the model's own preprocessing, content ids.
-Bad pairs are skipped and counted; a malformed candidate set is an error naming its shard."""
+Bad pairs are skipped and counted; so is a candidate set that a damaged shard left incomplete
+or that holds an oversized image. A malformed set record is an error naming its shard."""
 import hashlib
 import io
 import json
+import warnings
 
 from PIL import Image
+
+from .image_modes import to_rgb
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -14,13 +18,44 @@ def content_id(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
 
 
-def open_image(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
+# data.max_image_pixels' default: 5000 x 5000. A bigger image costs more to decode than a
+# whole step of ordinary ones (a 12,000^2 PNG: 1 GB and seconds) and is skipped, counted.
+MAX_IMAGE_PIXELS = 25_000_000
+
+
+class ImageTooLarge(ValueError):
+    pass
+
+
+class BadSet(ValueError):
+    """A candidate set to skip and count (the reason is the counter's name): what a damaged
+    shard does to a set, as opposed to a malformed record, which is a converter's bug."""
+
+
+def open_header(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Image.open (the header only, no pixel decoded yet), ImageTooLarge over max_pixels."""
+    with warnings.catch_warnings():
+        # the limit is max_pixels; Pillow's decompression-bomb warning would only repeat it
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as e:  # Pillow's hard cap, far above any sane limit
+            raise ImageTooLarge(str(e)) from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageTooLarge(f"{w}x{h} = {w * h} pixels, over data.max_image_pixels={max_pixels}")
+    return img
+
+
+def open_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """-> 8-bit RGB (image_modes.to_rgb). The size is checked from the header first, so an
+    image over max_pixels raises ImageTooLarge without costing its decode."""
+    img = open_header(data, max_pixels)
     img.load()
-    return img.convert("RGB")
+    return to_rgb(img)
 
 
-def check_pair(sample, counters):
+def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS):
     """-> (PIL image, caption str) or None (counted). Everything that can make a pair be
     skipped happens here, so a resumed run that replays its stream can call only this (no
     preprocessing, no tokenization) and still skip exactly the same samples."""
@@ -28,52 +63,89 @@ def check_pair(sample, counters):
     if ext is None or "txt" not in sample:
         counters["incomplete_sample"] += 1
         return None
-    caption = sample["txt"].decode("utf-8", errors="replace").strip()
+    try:
+        # strict: a caption with invalid bytes is damaged or mis-encoded text, and replacing
+        # them would train on a caption nobody wrote ("utf-8-sig" drops a leading BOM)
+        caption = sample["txt"].decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        counters["non_utf8_caption"] += 1
+        return None
     if not caption:
         counters["empty_caption"] += 1
         return None
     try:
-        image = open_image(sample[ext])
+        image = open_image(sample[ext], max_pixels)
+    except ImageTooLarge:
+        counters["oversized_image"] += 1
+        return None
     except Exception:
         counters["undecodable_image"] += 1
         return None
     return image, caption
 
 
-def decode_pair(sample, preprocess, counters):
+def decode_pair(sample, preprocess, counters, max_pixels: int = MAX_IMAGE_PIXELS):
     """-> (image tensor, caption str) or None (counted)."""
-    out = check_pair(sample, counters)
+    out = check_pair(sample, counters, max_pixels)
     return None if out is None else (preprocess(out[0]), out[1])
 
 
-def parse_set(sample):
-    """-> (record, ordered image member names), validated; an error names shard and key.
-    Cheap (no image decoding): a resumed run replays its set stream with this alone."""
+def parse_set(sample, max_pixels: int = MAX_IMAGE_PIXELS):
+    """-> (record, ordered image member names, where), validated; a malformed record is an
+    error naming shard and key, a set a damaged shard left incomplete raises BadSet.
+    Cheap (image headers only, no pixels): a resumed run replays its set stream with this."""
     from hn_data.set_format import validate_record
     where = f"{sample.get('__url__', '?')}: set '{sample.get('__key__', '?')}'"
     if "json" not in sample:
-        raise ValueError(f"{where}: no .json member")
+        raise BadSet("incomplete_set")  # its .json member was lost (a damaged header)
     try:
         rec = json.loads(sample["json"])
     except ValueError as e:
         raise ValueError(f"{where}: .json does not parse ({e})") from None
-    keys = sorted((k for k in sample if k.split(".")[-1] in IMAGE_EXTS and k.split(".")[0].isdigit()),
-                  key=lambda k: int(k.split(".")[0]))
+    members = {}
+    for k in sample:
+        index, _, ext = k.partition(".")
+        if ext in IMAGE_EXTS and index.isdigit():
+            members.setdefault(int(index), []).append(k)
+    links = rec.get("image_caption") if isinstance(rec, dict) else None
+    if isinstance(links, list) and sorted(members) != list(range(len(links))):
+        # image k pairs with caption image_caption[k]: with a member missing, sorting the rest
+        # would pair them with the wrong captions
+        raise BadSet("incomplete_set")
+    if any(len(v) > 1 for v in members.values()):  # e.g. both 1.png and 1.jpg
+        raise BadSet("incomplete_set")
+    keys = [members[i][0] for i in sorted(members)]
     validate_record(rec, len(keys), where)
+    for k in keys:
+        try:
+            open_header(sample[k], max_pixels)
+        except ImageTooLarge:
+            raise BadSet("oversized_image") from None
+        except Exception as e:
+            raise ValueError(f"{where}: image {k} does not decode ({e})") from e
     return rec, keys, where
 
 
-def decode_set(sample, preprocess, keep=None):
+def set_sizes(raw, counters, max_pixels: int = MAX_IMAGE_PIXELS):
+    """Yield (sample, number of images) of the sets that parse; the others are counted."""
+    for sample in raw:
+        try:
+            yield sample, len(parse_set(sample, max_pixels)[1])
+        except BadSet as e:
+            counters[str(e)] += 1
+
+
+def decode_set(sample, preprocess, keep=None, max_pixels: int = MAX_IMAGE_PIXELS):
     """-> dict(images [k tensors], captions, image_caption, img_keys, cap_keys, subset).
     keep: the image indices a trimmed set keeps (None = all); the others are never decoded.
     A set image that does not decode is an error, not a skip: the set format is ours, so a
     broken set shard means a broken converter, which should be fixed, not trained around."""
-    rec, keys, where = parse_set(sample)
+    rec, keys, where = parse_set(sample, max_pixels)
     keep = range(len(keys)) if keep is None else keep
     images = []
     for i in keep:
         try:
-            images.append(preprocess(open_image(sample[keys[i]])))
+            images.append(preprocess(open_image(sample[keys[i]], max_pixels)))
         except Exception as e:
             raise ValueError(f"{where}: image {keys[i]} does not decode ({e})") from e
     return {"images": images, "captions": rec["captions"],

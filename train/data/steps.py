@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from . import shards as S
-from .decode import check_pair, decode_pair, decode_set, parse_set
+from .decode import MAX_IMAGE_PIXELS, check_pair, decode_pair, decode_set, set_sizes
 from .samples import raw_samples, shuffled
 from .set_batcher import collate_sets, plan_steps
 from ..text_trim import text_len_of
@@ -35,6 +35,7 @@ class StreamSpec:
     resampled: bool = True
     shuffle_buffer: int = 256
     skip_missing: bool = False
+    max_image_pixels: int = MAX_IMAGE_PIXELS  # a bigger image (read from its header) is skipped
 
 
 @dataclass
@@ -96,13 +97,13 @@ class StepStream(IterableDataset):
         images, captions, n_ok = [], [], 0
         for sample in raw:
             if replay > 0:
-                if check_pair(sample, counters) is not None:
+                if check_pair(sample, counters, sp.pairs.max_image_pixels) is not None:
                     n_ok += 1
                     if n_ok == sp.pairs_per_step:
                         n_ok, replay = 0, replay - 1
                         yield None
                 continue
-            out = decode_pair(sample, self.preprocess, counters)
+            out = decode_pair(sample, self.preprocess, counters, sp.pairs.max_image_pixels)
             if out is None:
                 continue
             images.append(out[0])
@@ -119,14 +120,15 @@ class StepStream(IterableDataset):
         sp = self.spec
         rng = S.rng_for(sp.seed, 4, sp.rank, worker)
         raw = sample_stream(sp.sets, sp.seed, 1, sp.rank, sp.world, worker, workers, counters, rng)
-        parsed = ((s, len(parse_set(s)[1])) for s in raw)
+        parsed = set_sizes(raw, counters, sp.sets.max_image_pixels)
         for plan in plan_steps(parsed, sp.set_items_per_step, sp.lookahead_sets, rng, counters,
                                size=lambda p: p[1]):
             if replay > 0:
                 replay -= 1
                 yield None
                 continue
-            sets = [decode_set(sample, self.preprocess, keep) for (sample, _), keep in plan]
+            sets = [decode_set(sample, self.preprocess, keep, sp.sets.max_image_pixels)
+                    for (sample, _), keep in plan]
             yield collate_sets(sets, self.tokenizer)
 
     def __iter__(self):
@@ -175,7 +177,8 @@ def spec_from_config(data_cfg, seed: int, rank: int, world: int) -> StepSpec:
     def stream(sources):
         lists = [S.check_local(S.expand(s.urls), data_cfg.skip_missing_shards) for s in sources]
         return StreamSpec(lists, [s.weight for s in sources], data_cfg.resampled,
-                          data_cfg.shuffle_buffer, data_cfg.skip_missing_shards)
+                          data_cfg.shuffle_buffer, data_cfg.skip_missing_shards,
+                          data_cfg.get("max_image_pixels", MAX_IMAGE_PIXELS))
     if not data_cfg.pairs:
         raise ValueError("data.pairs lists no pair source")
     sets = stream(data_cfg.sets) if data_cfg.sets and data_cfg.set_items_per_step > 0 else None
