@@ -4,11 +4,12 @@ Epoch mode: every epoch permutes all shards with a seed-derived RNG, then rank r
 R ranks x W workers takes every (R*W)-th shard starting at r*W+w: disjoint and complete.
 Resampled mode: each (rank, worker) draws shards with replacement, weighted by source, from
 its own RNG seeded by (seed, rank, worker): endless and independent."""
-import os
 from typing import List, Sequence
 
 import braceexpand
 import numpy as np
+
+from .tar_blocks import BLOCK, parse_header
 
 
 class ShardError(RuntimeError):
@@ -23,21 +24,39 @@ def expand(urls: str) -> List[str]:
     return [u for u in out if u]
 
 
-def check_local(urls: Sequence[str], skip_missing: bool) -> List[str]:
-    """Fail fast on a missing local shard (pipe: and remote URLs are checked when opened)."""
-    kept, missing = [], []
+def probe(url: str):
+    """Why a local shard cannot be trained on (missing, empty, not a tar), else None. Reads
+    one block: at start-up, so that such a shard fails the run before its first step instead
+    of mid-run when a worker first reaches it."""
+    try:
+        with open(url, "rb") as f:
+            block = f.read(BLOCK)
+    except OSError as e:
+        return f"cannot be opened ({e.strerror or e})"
+    if not block:
+        return "is empty (0 bytes)"
+    if len(block) < BLOCK or (block != bytes(BLOCK) and parse_header(block) is None):
+        return "is not a tar file (its first header does not parse)"
+    return None
+
+
+def check_local(urls: Sequence[str], skip_missing: bool):
+    """-> (shards to read, [(url, why)] left out). Every local shard is probed once; pipe: and
+    remote URLs are not (that would run a download per shard) and fail when first read."""
+    kept, bad = [], []
     for u in urls:
         local = not (u.startswith("pipe:") or "://" in u)
-        if local and not os.path.isfile(u):
-            missing.append(u)
-        else:
+        why = probe(u) if local else None
+        if why is None:
             kept.append(u)
-    if missing and not skip_missing:
-        raise ShardError(f"{len(missing)} shard(s) not found, first: {missing[0]} "
+        else:
+            bad.append((u, why))
+    if bad and not skip_missing:
+        raise ShardError(f"{len(bad)} shard(s) cannot be read, first: {bad[0][0]} {bad[0][1]} "
                          f"(set data.skip_missing_shards=true to train without them)")
     if not kept:
         raise ShardError(f"no readable shards among {len(urls)} listed")
-    return kept
+    return kept, bad
 
 
 def rng_for(seed: int, *path: int) -> np.random.Generator:

@@ -36,6 +36,7 @@ class StreamSpec:
     shuffle_buffer: int = 256
     skip_missing: bool = False
     max_image_pixels: int = MAX_IMAGE_PIXELS  # a bigger image (read from its header) is skipped
+    missing_shards: int = 0            # listed shards left out at start-up (skip_missing)
 
 
 @dataclass
@@ -149,6 +150,9 @@ class StepStream(IterableDataset):
                 next(sets)
         sent = Counter(counters)
         index = self.start_step + ((worker - self.start_step) % workers)  # this worker's next step
+        if index == 0 and self.spec.rank == 0:  # the shards left out at start-up, counted once a run
+            counters["missing_shard"] += self.spec.pairs.missing_shards + (
+                self.spec.sets.missing_shards if self.spec.sets is not None else 0)
         while True:
             # preprocessing happens lazily inside next(), so the augmentation RNG of this step
             # is seeded here: a replayed stream gets the same crops as the original run
@@ -175,10 +179,14 @@ def spec_from_config(data_cfg, seed: int, rank: int, world: int) -> StepSpec:
                 warnings.warn(f"data.{name}: source weights are ignored in epoch mode "
                               f"(data.resampled=false reads every shard once per epoch)")
     def stream(sources):
-        lists = [S.check_local(S.expand(s.urls), data_cfg.skip_missing_shards) for s in sources]
-        return StreamSpec(lists, [s.weight for s in sources], data_cfg.resampled,
+        checked = [S.check_local(S.expand(s.urls), data_cfg.skip_missing_shards) for s in sources]
+        left_out = [b for _, bad in checked for b in bad]
+        if left_out and rank == 0:
+            warnings.warn(f"data.skip_missing_shards: training without {len(left_out)} listed "
+                          f"shard(s), e.g. {left_out[0][0]} {left_out[0][1]}")
+        return StreamSpec([kept for kept, _ in checked], [s.weight for s in sources], data_cfg.resampled,
                           data_cfg.shuffle_buffer, data_cfg.skip_missing_shards,
-                          data_cfg.get("max_image_pixels", MAX_IMAGE_PIXELS))
+                          data_cfg.get("max_image_pixels", MAX_IMAGE_PIXELS), len(left_out))
     if not data_cfg.pairs:
         raise ValueError("data.pairs lists no pair source")
     sets = stream(data_cfg.sets) if data_cfg.sets and data_cfg.set_items_per_step > 0 else None
