@@ -3,6 +3,7 @@ into numbered shards, JSON readers that know each record's line number, and imag
 that keeps the source bytes. Every error names the input file and line."""
 import io
 import json
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -111,6 +112,20 @@ def jsonl_records(path):
                 yield n, json.loads(line)
             except json.JSONDecodeError as e:
                 raise ConvertError(f"{at(path, n)}: invalid JSON ({e.msg})") from None
+
+
+def inside(root, base, rel: str, where: str, allow_outside: bool = False) -> Path:
+    """base / rel, the path of an image a benchmark file names. Refused, naming the file and
+    the path, when it leaves root (absolute, or '..' climbing out): the file is data someone
+    handed us, and must not make a converter read files elsewhere on the machine and copy them
+    into shards. Checked on the path as written, not through symlinks, so a root whose
+    image folder is a link the user made still converts."""
+    full = Path(base) / rel  # an absolute rel replaces base
+    top = os.path.normpath(os.path.abspath(root))
+    if not allow_outside and os.path.commonpath([top, os.path.normpath(os.path.abspath(full))]) != top:
+        raise ConvertError(f"{where}: image path {rel!r} leads outside {root} "
+                           f"(pass --allow-outside-root to read it anyway)")
+    return full
 
 
 def load_image(path, where: str, check: bool = True):

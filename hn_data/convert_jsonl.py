@@ -4,7 +4,8 @@
 
 Every *.jsonl file under --src (recursively, in sorted order) holds one set per line:
 
-    {"images": ["a.jpg", "b.jpg"],                 # paths relative to the .jsonl file's folder
+    {"images": ["a.jpg", "b.jpg"],                 # paths relative to the .jsonl file's folder,
+                                                   #   inside --src (--allow-outside-root: anywhere)
      "captions": ["a red cube left of a ball", "a red cube right of a ball", "..."],
      "image_caption": [0, 1],                      # optional: per image, its caption's index;
                                                    #   default: image k pairs with caption k
@@ -16,14 +17,15 @@ conversion with an error naming the file and line."""
 import argparse
 from pathlib import Path
 
-from .convert_common import ConvertError, ShardSink, at, jsonl_records, load_image, require
+from .convert_common import ConvertError, ShardSink, at, inside, jsonl_records, load_image, require
 
 KNOWN = {"images", "captions", "image_caption", "subset", "objects", "meta"}
 
 
-def convert(src, out, sets_per_shard=256, check_images=True) -> dict:
+def convert(src, out, sets_per_shard=256, check_images=True, allow_outside_root=False) -> dict:
     src = Path(src)
     files = [src] if src.is_file() else sorted(src.rglob("*.jsonl"))
+    root = src.parent if src.is_file() else src
     require(files, str(src), "no *.jsonl file found")
     sink = ShardSink(out, sets_per_shard=sets_per_shard, source=src)
     for path in files:
@@ -40,7 +42,8 @@ def convert(src, out, sets_per_shard=256, check_images=True) -> dict:
             require(isinstance(rec.get("subset", ""), str), where, "'subset' must be a string")
             require(isinstance(rec.get("objects", []), list), where, "'objects' must be a list")
             require(isinstance(rec.get("meta", {}), dict), where, "'meta' must be an object")
-            images = [load_image(path.parent / p, where, check_images) for p in imgs]
+            images = [load_image(inside(root, path.parent, p, where, allow_outside_root), where, check_images)
+                      for p in imgs]
             out_rec = {"subset": rec.get("subset", ""), "captions": caps, "image_caption": links,
                        "objects": rec.get("objects", []),
                        "meta": dict(rec.get("meta", {}), source=str(path), line=line, images=imgs)}
@@ -54,9 +57,11 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--sets-per-shard", type=int, default=256)
     ap.add_argument("--no-check-images", action="store_true")
+    ap.add_argument("--allow-outside-root", action="store_true",
+                    help="read image paths that are absolute or climb out of --src")
     args = ap.parse_args(argv)
     try:
-        m = convert(args.src, args.out, args.sets_per_shard, not args.no_check_images)
+        m = convert(args.src, args.out, args.sets_per_shard, not args.no_check_images, args.allow_outside_root)
     except ConvertError as e:
         raise SystemExit(f"convert_jsonl: {e}")
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")

@@ -14,14 +14,15 @@ indices, 0-based over the data rows, of hard-negative images). Row i becomes one
               up to N of that row's own negative captions
 
 Duplicate caption strings inside a set are dropped (keeping the first), so a caption is never
-its own negative. A row with no negative at all is skipped and counted."""
+its own negative. A row with no negative at all is skipped and counted. A filepath that is
+absolute or climbs out of the image root is refused unless --allow-outside-root."""
 import argparse
 import ast
 import csv
 import sys
 from pathlib import Path
 
-from .convert_common import ConvertError, ShardSink, at, load_image, require
+from .convert_common import ConvertError, ShardSink, at, inside, load_image, require
 
 COLUMNS = ("title", "filepath", "neg_caption", "neg_image")
 
@@ -66,7 +67,7 @@ def read_rows(tsv):
 
 
 def convert(tsv, out, image_root=None, neg_images=1, neg_captions=0, sets_per_shard=256,
-            check_images=True) -> dict:
+            check_images=True, allow_outside_root=False) -> dict:
     tsv = Path(tsv)
     root = Path(image_root) if image_root else tsv.parent
     rows = read_rows(tsv)
@@ -89,7 +90,7 @@ def convert(tsv, out, image_root=None, neg_images=1, neg_captions=0, sets_per_sh
             c = caption(r["title"])
             if c in links:  # its title is already another image's caption: a false negative
                 return
-            images.append(load_image(root / r["filepath"], w, check_images))
+            images.append(load_image(inside(root, root, r["filepath"], w, allow_outside_root), w, check_images))
             links.append(c)
             paths.append(r["filepath"])
 
@@ -122,10 +123,12 @@ def main(argv=None):
     ap.add_argument("--neg-captions", type=int, default=0, help="negative captions taken from each negative image's row")
     ap.add_argument("--sets-per-shard", type=int, default=256)
     ap.add_argument("--no-check-images", action="store_true")
+    ap.add_argument("--allow-outside-root", action="store_true",
+                    help="read filepaths that are absolute or climb out of the image root")
     args = ap.parse_args(argv)
     try:
         m = convert(args.tsv, args.out, args.image_root, args.neg_images, args.neg_captions,
-                    args.sets_per_shard, not args.no_check_images)
+                    args.sets_per_shard, not args.no_check_images, args.allow_outside_root)
     except ConvertError as e:
         raise SystemExit(f"convert_negclip: {e}")
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}; "

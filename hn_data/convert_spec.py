@@ -6,11 +6,12 @@ SPEC_ROOT/<subset>/image2text.json lists {"query": image path relative to the su
 "keys": [K captions], "label": index of the right caption}. All queries that share the same
 caption list are one candidate set: image q pairs with caption keys[label]. When a subset has
 no image2text.json, text2image.json ({"query": caption, "keys": [K image paths], "label"}) is
-read the same way with the roles swapped. Images keep their original bytes."""
+read the same way with the roles swapped. Images keep their original bytes. An image path
+that is absolute or climbs out of SPEC_ROOT is refused unless --allow-outside-root."""
 import argparse
 from pathlib import Path
 
-from .convert_common import ConvertError, ShardSink, at, json_array_records, load_image, require
+from .convert_common import ConvertError, ShardSink, at, inside, json_array_records, load_image, require
 
 
 class _Set:
@@ -65,7 +66,8 @@ def _group(records, path, swap: bool):
     return [s for sets in groups.values() for s in sets]
 
 
-def convert(root, out, subsets=None, sets_per_shard=256, check_images=True) -> dict:
+def convert(root, out, subsets=None, sets_per_shard=256, check_images=True,
+            allow_outside_root=False) -> dict:
     root = Path(root)
     require(root.is_dir(), str(root), "not a folder")
     folders = sorted(p for p in root.iterdir() if p.is_dir() and
@@ -84,7 +86,8 @@ def convert(root, out, subsets=None, sets_per_shard=256, check_images=True) -> d
             if len(s.captions) < 2:
                 raise ConvertError(f"{where}: set has a single caption ({s.captions[0]!r}); "
                                    f"text2image.json lists no other query for its images")
-            images = [load_image(folder / p, at(path, ln), check_images) for (p, _), ln in zip(s.images, s.lines)]
+            images = [load_image(inside(root, folder, p, at(path, ln), allow_outside_root), at(path, ln), check_images)
+                      for (p, _), ln in zip(s.images, s.lines)]
             rec = {"subset": folder.name, "captions": s.captions,
                    "image_caption": [c for _, c in s.images], "objects": [],
                    "meta": {"source": "spec", "file": str(path), "line": s.lines[0],
@@ -100,10 +103,13 @@ def main(argv=None):
     ap.add_argument("--subsets", default="", help="comma-separated subset names (default: all)")
     ap.add_argument("--sets-per-shard", type=int, default=256)
     ap.add_argument("--no-check-images", action="store_true", help="do not decode images while converting")
+    ap.add_argument("--allow-outside-root", action="store_true",
+                    help="read image paths that are absolute or climb out of --root")
     args = ap.parse_args(argv)
     subsets = [s for s in args.subsets.split(",") if s]
     try:
-        m = convert(args.root, args.out, subsets, args.sets_per_shard, not args.no_check_images)
+        m = convert(args.root, args.out, subsets, args.sets_per_shard, not args.no_check_images,
+                    args.allow_outside_root)
     except ConvertError as e:
         raise SystemExit(f"convert_spec: {e}")
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")

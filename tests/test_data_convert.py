@@ -2,6 +2,7 @@
 folder of JSON lines. Each round-trips through our own set reader, and each names file and
 line for a malformed record."""
 import json
+import os
 import random
 import subprocess
 import sys
@@ -218,3 +219,54 @@ def test_converter_cli(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out", str(tmp_path / "o2")],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and f"{src / 'a.jsonl'}:1" in bad.stderr
+
+
+# --- paths that leave the root ------------------------------------------------------------
+def _outside_image(tmp_path):
+    """An image beside (not inside) the converter's root, named two ways: climbing out with
+    '..' from where records are resolved, and absolute."""
+    secret = tmp_path / "elsewhere" / "secret.png"
+    secret.parent.mkdir()
+    img(9, 0).save(secret)
+    return secret
+
+
+@pytest.mark.parametrize("how", ["dotdot", "absolute"])
+def test_converters_refuse_paths_outside_their_root(tmp_path, how):
+    secret = _outside_image(tmp_path)
+    rel = lambda base: str(secret) if how == "absolute" else os.path.relpath(secret, base)
+    # SPEC layout: image paths are relative to the subset folder, the root is --root
+    write_spec(tmp_path / "spec", spec_sets()[:1])
+    p = tmp_path / "spec" / "count" / "image2text.json"
+    recs = json.loads(p.read_text())
+    recs[1]["query"] = rel(p.parent)
+    p.write_text(json.dumps(recs, indent=1))
+    with pytest.raises(ConvertError, match=rf"image2text.json:\d+: image path .*secret.png.* leads outside"):
+        convert_spec.convert(tmp_path / "spec", tmp_path / "o1")
+    assert convert_spec.convert(tmp_path / "spec", tmp_path / "o1", allow_outside_root=True)["images"] == 3
+    # NegCLIP: filepath is relative to --image-root
+    tsv = negclip_tsv(tmp_path)
+    rows = tsv.read_text().replace("imgs/", "").splitlines()
+    rows[2] = rows[2].replace("1.jpg", rel(tmp_path / "imgs"))
+    tsv.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ConvertError, match=r"train_neg_clip.tsv:\d+.*image path .*secret.png.* leads outside"):
+        convert_negclip.convert(tsv, tmp_path / "o2", image_root=tmp_path / "imgs")
+    assert convert_negclip.convert(tsv, tmp_path / "o2", image_root=tmp_path / "imgs",
+                                   allow_outside_root=True)["sets"] == 3
+    # JSON lines: paths are relative to each file's folder, the root is --src
+    src = jsonl_folder(tmp_path)
+    (src / "more" / "b.jsonl").write_text(json.dumps({"images": [rel(src / "more")], "captions": ["a", "b"]}) + "\n")
+    with pytest.raises(ConvertError, match=r"b.jsonl:1: image path .*secret.png.* leads outside"):
+        convert_jsonl.convert(src, tmp_path / "o3")
+    assert convert_jsonl.convert(src, tmp_path / "o3", allow_outside_root=True)["sets"] == 3
+
+
+def test_allow_outside_root_flag_on_the_command_line(tmp_path):
+    secret = _outside_image(tmp_path)
+    src = jsonl_folder(tmp_path)
+    (src / "a.jsonl").write_text(json.dumps({"images": [str(secret)], "captions": ["a", "b"]}) + "\n")
+    cmd = [sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out", str(tmp_path / "o")]
+    refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0 and "--allow-outside-root" in refused.stderr
+    allowed = subprocess.run(cmd + ["--allow-outside-root"], cwd=ROOT, capture_output=True, text=True)
+    assert allowed.returncode == 0, allowed.stderr
