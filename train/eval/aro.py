@@ -69,6 +69,9 @@ class _AroEvaluator(Evaluator):
         super().__init__(**common)
         self.items = load_aro(ann, image_root, self.kind, self.path)[:self.limit]
 
+    def inputs(self):
+        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
         groups = by_group(self.items, hits)

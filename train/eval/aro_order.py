@@ -111,6 +111,9 @@ class AroOrderEvaluator(Evaluator):
             if self.limit and len(self.items) >= self.limit:
                 break
 
+    def inputs(self):
+        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
         metrics = {"acc": pct(hits)}

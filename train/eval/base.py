@@ -26,5 +26,10 @@ class Evaluator:
     def result(self, metrics, counts=None, examples=None):
         return Result(dict(metrics), dict(counts or {}), list(examples or []), self.tie_rule)
 
+    def inputs(self):
+        """(image keys, texts) the benchmark shows the model: what the contamination check compares
+        with training data. A key is a path, (path, box), or an in-memory PIL image."""
+        raise NotImplementedError(f"{type(self).__name__} does not list its inputs")
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         raise NotImplementedError

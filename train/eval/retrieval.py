@@ -88,6 +88,9 @@ class RetrievalEvaluator(Evaluator):
                 raise ValueError(f"retrieval: no readable image+caption samples in {urls}")
             self.images = [(s["image"], [s["txt"].decode("utf-8").strip()]) for s in samples]
 
+    def inputs(self):
+        return [im for im, _ in self.images], [c for _, caps in self.images for c in caps]
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         texts = list(dict.fromkeys(c for _, caps in self.images for c in caps))
         # images from shards are already decoded; from the Karpathy file they are paths

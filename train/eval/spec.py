@@ -68,6 +68,19 @@ class SpecEvaluator(Evaluator):
             raise FileNotFoundError(f"no SPEC subsets (*/image2text.json) under {self.root}")
         self.vocab = vocabulary(classes)
 
+    def inputs(self):
+        images, texts = [], []
+        for subset in self.subsets:
+            folder = self.root / subset
+            data = load_subset(folder)
+            for n, it in enumerate(data["image2text"]):
+                images.append(self.path(folder, it["query"], f"{folder}/image2text.json item {n}"))
+                texts += it["keys"]
+            for n, it in enumerate(data["text2image"]):
+                images += [self.path(folder, k, f"{folder}/text2image.json item {n}") for k in it["keys"]]
+                texts.append(it["query"])
+        return images, texts
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         results, examples, rule = {}, [], self.tie_rule
         counts = {}

@@ -40,6 +40,9 @@ class SugarCrepeEvaluator(Evaluator):
         super().__init__(**common)
         self.items = first_per_group(load_sugarcrepe(root, image_root, subtasks, self.path), self.limit)
 
+    def inputs(self):
+        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
         groups = by_group(self.items, hits)

@@ -81,6 +81,9 @@ class SvoProbesEvaluator(Evaluator):
         if not self.rows:
             raise ValueError(f"SVO-Probes: no row of {csv} has both images under {image_root} ({self.skipped})")
 
+    def inputs(self):
+        return [p for r in self.rows for p in r[1:3]], [r[0] for r in self.rows]
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         img = encode_images(model, preprocess, [p for r in self.rows for p in r[1:3]], self.batch_size, device)
         txt = encode_texts(model, tokenizer, [r[0] for r in self.rows], self.batch_size, device)

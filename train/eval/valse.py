@@ -50,6 +50,9 @@ class ValseEvaluator(Evaluator):
         self.items = first_per_group(items, self.limit)
         self.pieces = list(files)
 
+    def inputs(self):
+        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
         groups = by_group(self.items, hits)

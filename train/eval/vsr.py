@@ -75,6 +75,10 @@ class VsrEvaluator(Evaluator):
             raise ValueError(f"VSR: {jsonl} has no image with both a true and a false caption, "
                              "and no caption true of one image and false of another")
 
+    def inputs(self):
+        return ([p[0] for p in self.i2t] + [q for p in self.t2i for q in p[1:]],
+                [c for p in self.i2t for c in p[1:3]] + [p[0] for p in self.t2i])
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         paths = [p[0] for p in self.i2t] + [q for p in self.t2i for q in p[1:]]
         img = encode_images(model, preprocess, paths, self.batch_size, device)

@@ -40,6 +40,9 @@ class WinogroundEvaluator(Evaluator):
         super().__init__(**common)
         self.items = load_winoground(jsonl, image_root, path_of=self.path)[:self.limit]
 
+    def inputs(self):
+        return [p for it in self.items for p in it.images], [c for it in self.items for c in it.captions]
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         metrics, examples = score_pairs(self.items, model, tokenizer, preprocess, device, self.batch_size,
                                         self.tie_rule, self.n_examples, "winoground")

@@ -87,6 +87,9 @@ class ZeroShotEvaluator(Evaluator):
         w = torch.stack([torch.stack([txt[t.format(c)] for t in self.templates]).mean(0) for c in self.names])
         return w / w.norm(dim=-1, keepdim=True)
 
+    def inputs(self):
+        return [x for x, _ in self.items], []  # class prompts are not benchmark data
+
     def score(self, model, tokenizer, preprocess, device="cpu"):
         w = self.classifier(model, tokenizer, device)
         # in-memory images (from shards) are keyed by their position
@@ -114,6 +117,10 @@ class ZeroShotSuiteEvaluator(Evaluator):
             if unknown:
                 raise ValueError(f"zeroshot_suite dataset {name!r}: unknown key(s) {sorted(unknown)}")
             self.parts[name] = ZeroShotEvaluator(**opts, **common)
+
+    def inputs(self):
+        parts = [ev.inputs() for ev in self.parts.values()]
+        return [k for i, _ in parts for k in i], [t for _, ts in parts for t in ts]
 
     def score(self, model, tokenizer, preprocess, device="cpu"):
         metrics, counts = {}, {}
