@@ -60,32 +60,38 @@ def step_parts(trainer, batches, reps):
     """Median seconds of each part of the step, in the trainer's order, on in-memory batches.
     Pairs and set items get separate forwards here so each has its own time."""
     from train.step import forward_losses
-    model, opt, cfg = trainer.raw_model, trainer.optimizer, trainer.cfg
-    amp = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.model.precision == "bf16")
+    model, opt, cfg, dev = trainer.raw_model, trainer.optimizer, trainer.cfg, trainer.device
+    amp = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.model.precision == "bf16")
     parts = defaultdict(list)
     if getattr(trainer, "trim_text", False):
         batches = [text_trim.trim_batches([b])[0] for b in batches]
+
+    def now():
+        # a part's time on an accelerator is known only once its kernels have run
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        return time.perf_counter()
     for i, b in zip(range(reps + 1), itertools.cycle(batches)):
-        t = [time.perf_counter()]
+        t = [now()]
         with amp():
-            pi, pt, scale = model(image=b["pairs"]["images"], text=b["pairs"]["tokens"])[:3]
-        t.append(time.perf_counter())
+            pi, pt, scale = model(image=b["pairs"]["images"].to(dev), text=b["pairs"]["tokens"].to(dev))[:3]
+        t.append(now())
         if "sets" in b:
             with amp():
-                si, st = model(image=b["sets"]["images"], text=b["sets"]["tokens"])[:2]
+                si, st = model(image=b["sets"]["images"].to(dev), text=b["sets"]["tokens"].to(dev))[:2]
             pi, pt = torch.cat([pi, si]), torch.cat([pt, st])
-        t.append(time.perf_counter())
+        t.append(now())
         with amp():
-            loss, _ = forward_losses(_Features(pi, pt, scale), b, cfg.loss)
-        t.append(time.perf_counter())
+            loss, _ = forward_losses(_Features(pi, pt, scale), b, cfg.loss, dev)
+        t.append(now())
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        t.append(time.perf_counter())
+        t.append(now())
         trainer._grads_finite()  # norm once, clip with it, the step's one flag collective
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        t.append(time.perf_counter())
+        t.append(now())
         if i == 0:
             continue  # warm-up
         for name, a, z in zip(("encode_pairs", "encode_sets", "loss", "backward", "optimizer"), t, t[1:]):
@@ -102,7 +108,7 @@ def step_flops(trainer, batch):
     from train.step import forward_losses
     model, cfg = trainer.raw_model, trainer.cfg
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        loss, _ = forward_losses(model, batch, cfg.loss)
+        loss, _ = forward_losses(model, batch, cfg.loss, trainer.device)
         loss.backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops()
@@ -119,13 +125,17 @@ def run(p):
         T.make_loader = lambda *a, **k: itertools.cycle(batches)
     elif p["mode"] != "data":
         raise ValueError(f"unknown mode {p['mode']!r}")
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(trainer.device)
     trainer.train()
     rows = [r for r in read_metrics(cfg.run_dir) if "step_time" in r]
     b0 = batches[0]
     n_img = b0["pairs"]["images"].shape[0] + (b0["sets"]["images"].shape[0] if "sets" in b0 else 0)
     n_txt = b0["pairs"]["tokens"].shape[0] + (b0["sets"]["tokens"].shape[0] if "sets" in b0 else 0)
     out = steady_state([r["step_time"] for r in rows], [r["data_time"] for r in rows], n_img, p["warmup"])
-    out.update(images_per_step=n_img, captions_per_step=n_txt,
+    if trainer.device.type == "cuda":
+        out["peak_gpu_mib"] = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 20
+    out.update(images_per_step=n_img, captions_per_step=n_txt, device=str(trainer.device),
                torch_threads=torch.get_num_threads(), optimizer=type(trainer.optimizer.optimizer
                                                                     if hasattr(trainer.optimizer, "optimizer")
                                                                     else trainer.optimizer).__name__)

@@ -5,10 +5,16 @@ tokenizer, in one run, interleaved (A B A B ...) so machine load hits both alike
     python bench/bench_data.py [--shards 'data/default/pairs/pairs-{000000..000007}.tar']
                                [--model hnclip-tiny] [--workers 1] [--batches 40] [--rounds 3]
     python bench/bench_data.py --metrics outputs/default/metrics.jsonl   # data time share
+    python bench/bench_data.py --model ViT-B-32 --synthetic 256,384      # 224 px from img2dataset sizes
 
 Samples/s per worker counts decode + preprocess + tokenize + batching, after one warm-up
-batch (shuffle-buffer fill, worker start-up) per loader. Also reports how fast a resumed run
-replays consumed steps (ours skips preprocessing/tokenization while replaying)."""
+batch (shuffle-buffer fill, worker start-up) per loader, one torch thread per worker. Arms:
+ours (data.decode=pil: the model's PIL transform), ours_tensor (data.decode=tensor:
+train/data/jpeg.py), open_clip (open_clip_train.data.get_wds_dataset), and the limit: the
+raw libjpeg-turbo decode rate of the same JPEGs (torchvision.io.decode_jpeg, one thread, no
+resize, no tar reading). Also reports how fast a resumed run replays consumed steps (ours
+skips preprocessing/tokenization while replaying). With --gpu-rates it turns the per-worker
+rates into CPU cores a GPU needs."""
 import argparse
 import json
 import statistics
@@ -19,6 +25,26 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def decode_limit(urls_str, n=256):
+    """JPEGs/s of torchvision.io.decode_jpeg (libjpeg-turbo) alone on the shards' images."""
+    import tarfile
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from train.data import shards as S
+    blobs = []
+    for url in S.expand(urls_str):
+        with tarfile.open(url) as t:
+            blobs += [t.extractfile(m).read() for m in t.getmembers() if m.name.endswith(".jpg")]
+        if len(blobs) >= n:
+            break
+    data = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs[:n]]
+    decode_jpeg(data[0], mode=ImageReadMode.RGB)
+    t0 = time.perf_counter()
+    for d in data:
+        decode_jpeg(d, mode=ImageReadMode.RGB)
+    return len(data) / (time.perf_counter() - t0)
 
 
 def ours(urls_str, preprocess, tokenizer, batch, workers, start_step=0):
@@ -50,10 +76,12 @@ def timed(make, batches):
 
 
 def synthetic_shards(folder, size, n_shards=4, per_shard=128):
-    """LAION-like shards of size x size JPEGs (smooth random fields: they compress like photos,
-    not like noise) -> brace URL. For measuring the 224-px preprocessing cost of ViT-B/32."""
+    """LAION-like shards of size x size JPEGs -> brace URL: smooth random fields with grain, so
+    they weigh what photos do at that size (about 0.3 bytes a pixel, not the few KB of a
+    smooth field), and LAION-length captions (bench/laion_captions.py)."""
     import numpy as np
     from PIL import Image
+    from bench.laion_captions import caption, word_counts
     from hn_data.set_format import TarWriter, write_pair, write_stats
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -63,10 +91,12 @@ def synthetic_shards(folder, size, n_shards=4, per_shard=128):
         if path.exists():
             continue
         w = TarWriter(path)
-        for i in range(per_shard):
+        for i, n_words in enumerate(word_counts(per_shard, rng)):
             low = rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)
-            img = Image.fromarray(low).resize((size, size), Image.BICUBIC)
-            write_pair(w, f"{s:05d}{i:04d}", img, f"a synthetic picture {s} {i}")
+            field = np.asarray(Image.fromarray(low).resize((size, size), Image.BICUBIC), dtype=np.float32)
+            grain = rng.normal(0, 10, (size, size, 1)).astype(np.float32)
+            img = Image.fromarray(np.clip(field + grain, 0, 255).astype(np.uint8))
+            write_pair(w, f"{s:05d}{i:04d}", img, caption(int(n_words), rng))
         w.close()
         write_stats(path, per_shard)
     return f"{folder}/{{00000..{n_shards - 1:05d}}}.tar"
@@ -79,12 +109,16 @@ def throughput(args):
     open_clip.add_model_config(ROOT / "train" / "model_configs")
     _, preprocess, _ = open_clip.create_model_and_transforms(args.model)  # the train transform
     tokenizer = open_clip.get_tokenizer(args.model)
+    from train.data.jpeg import for_decode
+    fast = for_decode("tensor", preprocess)
     per = max(1, args.workers)
-    res = {"ours": [], "open_clip": []}
+    res = {"ours": [], "ours_tensor": [], "open_clip": [], "decode_limit": []}
     for r in range(args.rounds):
         res["ours"].append(timed(lambda: ours(args.shards, preprocess, tokenizer, args.batch, args.workers), args.batches) / per)
+        res["ours_tensor"].append(timed(lambda: ours(args.shards, fast, tokenizer, args.batch, args.workers), args.batches) / per)
         res["open_clip"].append(timed(lambda: open_clip_wds(args.shards, preprocess, tokenizer, args.batch, args.workers), args.batches) / per)
-        print(f"round {r}: ours {res['ours'][-1]:.0f}  open_clip {res['open_clip'][-1]:.0f} samples/s/worker", flush=True)
+        res["decode_limit"].append(decode_limit(args.shards))
+        print(f"round {r}: " + "  ".join(f"{k} {v[-1]:.0f}" for k, v in res.items()) + " samples/s/worker", flush=True)
     med = {k: statistics.median(v) for k, v in res.items()}
     # resume replay: time to the first batch of a loader resuming at step R, minus a fresh one's
     fresh = _first_batch(lambda: ours(args.shards, preprocess, tokenizer, args.batch, 0))
@@ -93,10 +127,28 @@ def throughput(args):
     out = {"shards": args.shards, "model": args.model, "batch": args.batch, "workers": args.workers,
            "rounds": args.rounds, "batches": args.batches,
            "ours_samples_per_s_per_worker": round(med["ours"]),
+           "ours_tensor_samples_per_s_per_worker": round(med["ours_tensor"]),
            "open_clip_samples_per_s_per_worker": round(med["open_clip"]),
+           "decode_limit_jpegs_per_s": round(med["decode_limit"]),
            "ratio_ours_over_open_clip": round(med["ours"] / med["open_clip"], 3),
+           "ratio_ours_tensor_over_open_clip": round(med["ours_tensor"] / med["open_clip"], 3),
            "resume_replay_samples_per_s": round(replay)}
+    if args.gpu_rates:
+        # a GPU at R samples/s needs R / (per-worker rate) loader cores
+        out["cores_per_gpu"] = {name: {arm: round(rate / med[arm], 1) for arm in ("ours", "ours_tensor", "open_clip")}
+                                for name, rate in gpu_rates(args.gpu_rates).items()}
     print(json.dumps(out, indent=1))
+    return out
+
+
+def gpu_rates(spec: str) -> dict:
+    """'ViT-B-32=5000,ViT-L-14=800' -> {name: samples/s}."""
+    out = {}
+    for part in spec.split(","):
+        name, _, rate = part.partition("=")
+        if not rate:
+            raise SystemExit(f"--gpu-rates: '{part}' is not MODEL=SAMPLES_PER_S")
+        out[name] = float(rate)
     return out
 
 
@@ -132,15 +184,27 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--replay-steps", type=int, default=100)
-    ap.add_argument("--synthetic", type=int, default=0, metavar="PX",
-                    help="measure on generated PX-pixel JPEG shards (in /tmp) instead of --shards")
+    ap.add_argument("--synthetic", default="", metavar="PX[,PX]",
+                    help="measure on generated PX-pixel JPEG shards (in /tmp) instead of --shards; "
+                         "several sizes: one measurement each")
+    ap.add_argument("--gpu-rates", default="", metavar="MODEL=RATE,...",
+                    help="training samples/s of one GPU per model (bench/gpu_check.sh measures them): "
+                         "report the loader cores each needs")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--metrics", help="a training run's metrics.jsonl: report the data time share instead")
     args = ap.parse_args(argv)
     if args.metrics:
         return data_share(args.metrics)
-    if args.synthetic:
-        args.shards = synthetic_shards(f"/tmp/hnclip_bench_shards_{args.synthetic}", args.synthetic)
-    return throughput(args)
+    if not args.synthetic:
+        results = [throughput(args)]
+    else:
+        results = []
+        for px in (int(x) for x in args.synthetic.split(",")):
+            args.shards = synthetic_shards(f"/tmp/hnclip_bench_photo_shards_{px}", px)
+            results.append(dict(throughput(args), source_px=px))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    return results
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def arm_params(name, a, run_dir):
          "pairs": a.vit_batch if vit else a.batch, "set_items": a.set_items if "sets" in name else 0,
          "workers": a.workers, "data_root": a.data, "run_dir": str(run_dir),
          "mode": "memory" if name.endswith("_mem") else "data",
-         "parts_reps": 0 if vit or name.endswith("_mem") else a.parts_reps}
+         "parts_reps": 0 if (vit and a.device == "cpu") or name.endswith("_mem") else a.parts_reps,
+         "device": a.device}
     warmup, steps = (a.vit_warmup, a.vit_steps) if vit else (a.warmup, a.steps)
     p.update(warmup=warmup, steps=warmup + steps)
     p["pairs_urls"] = f"{a.data}/pairs/pairs-{{000000..{a.pair_shards - 1:06d}}}.tar"
@@ -55,6 +56,8 @@ def run_arm(name, a, work):
     run_dir = work / f"{name}_{time.monotonic_ns()}"
     p = arm_params(name, a, run_dir)
     env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(ROOT), HYDRA_FULL_ERROR="1")
+    if a.device == "cpu" and torch.cuda.is_available():
+        env["CUDA_VISIBLE_DEVICES"] = ""  # both trainers on the CPU, as asked
     if a.threads:
         # torch reads this at start-up in every arm alike (open_clip's trainer included)
         env["OMP_NUM_THREADS"] = str(a.threads)
@@ -107,8 +110,11 @@ def summarize(rounds, peaks, a):
         s = {k: median_of(rounds, n, k) for k in ("samples_per_s", "step_s", "data_share")}
         s.update({k: last.get(k) for k in ("model", "precision", "batch", "set_items", "images_per_step",
                                            "captions_per_step", "parts", "optimizer", "flops_per_step",
-                                           "flops_per_step_full_text", "text_tokens")})
+                                           "flops_per_step_full_text", "text_tokens", "device")})
         s["peak_rss_mib"] = max(r[n]["peak_rss_mib"] for r in rounds if n in r)
+        gpu = [r[n]["peak_gpu_mib"] for r in rounds if n in r and "peak_gpu_mib" in r[n]]
+        if gpu:
+            s["peak_gpu_mib"] = max(gpu)
         arms[n] = s
     # open_clip runs the same model on the same batch: it does the same FLOPs per step as ours
     for oc, ours in (("open_clip", "ours_pairs"), ("vit_open_clip", "vit_ours")):
@@ -119,6 +125,8 @@ def summarize(rounds, peaks, a):
             peak = peaks["bf16" if s["precision"] == "bf16" else "fp32"]
             s["flops_per_s"] = s["flops_per_step"] / s["step_s"]
             s["peak_share"] = s["flops_per_s"] / peak
+            if peaks.get("nominal_bf16"):
+                s["mfu_nominal_bf16"] = s["flops_per_s"] / peaks["nominal_bf16"]
     ratios = {
         "ours_pairs / open_clip (target >= 1.25)": ratio(rounds, "ours_pairs", "open_clip"),
         "ours_pairs / compute-only bound (target >= 0.75)": ratio(rounds, "ours_pairs", "ours_pairs_mem"),
@@ -134,6 +142,17 @@ def summarize(rounds, peaks, a):
             "loss_memory_per_rank": {"local": [a.batch, a.set_items],
                                      "by_world": {str(w): v for w, v in lm.items()},
                                      "one_rank_by_batch": {str(b): v for b, v in one_rank.items()}}}
+
+
+def device_peaks(device):
+    """Measured matmul peaks (fp32, bf16) on the benchmark's device, and on a GPU its
+    data-sheet bf16 peak (MFU is quoted against that)."""
+    from bench.measure import nominal_bf16_peak
+    peaks = {"fp32": matmul_peak(torch.float32, device=device), "bf16": matmul_peak(torch.bfloat16, device=device)}
+    if device == "cuda":
+        peaks["device_name"] = torch.cuda.get_device_name()
+        peaks["nominal_bf16"] = nominal_bf16_peak(peaks["device_name"])
+    return peaks
 
 
 def fmt(v, spec):
@@ -194,6 +213,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads in every arm (default: torch's default, one per core)")
     ap.add_argument("--arms", default=None, help="comma-separated subset of the arms")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    choices=("cpu", "cuda"), help="where both trainers run (default: cuda if there is one)")
     ap.add_argument("--out", default=None, help="write all numbers as JSON here")
     ap.add_argument("--markdown", default=None, help="write the table as Markdown here")
     a = ap.parse_args(argv)
@@ -218,7 +239,7 @@ def main(argv=None):
 
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_start = os.getloadavg()
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peaks = device_peaks(a.device)
     print(f"[bench] matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s "
           f"({torch.get_num_threads()} threads); load {load_start}", flush=True)
     rounds = []
@@ -240,7 +261,7 @@ def main(argv=None):
                       f"data {res[n]['data_share'] * 100:.1f}%, RSS {res[n]['peak_rss_mib']:.0f} MiB, "
                       f"load {res[n]['load_before']:.1f}->{res[n]['load_after']:.1f}", flush=True)
             rounds.append(res)
-    peaks_end = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    peaks_end = device_peaks(a.device)
     summary = summarize(rounds, peaks, a)
     summary.update(started=started, captions=a.captions, data=a.data, command=" ".join(["bench/bench_train.py"] + (argv or sys.argv[1:])),
                    load_start=load_start, load_end=os.getloadavg(), cpus=os.cpu_count(),

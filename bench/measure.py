@@ -9,18 +9,35 @@ import time
 import torch
 
 
-def matmul_peak(dtype=torch.float32, n=2048, repeats=7):
+def matmul_peak(dtype=torch.float32, n=None, repeats=7, device="cpu"):
     """Median FLOP/s of an n x n matmul at the process's default thread count: the 'peak' that
-    model FLOPs/s is measured against (the same threads the trainers get)."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    a @ b  # warm-up: thread pool, oneDNN kernels
+    model FLOPs/s is measured against (the same threads the trainers get). On a GPU n=8192
+    (a 2048^2 matmul is too small to fill one)."""
+    device = torch.device(device)
+    n = n or (8192 if device.type == "cuda" else 2048)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    a @ b  # warm-up: thread pool, oneDNN / cuBLAS kernels
+    sync()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - t)
     return 2 * n ** 3 / statistics.median(times)
+
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, no sparsity): what model
+# FLOPs utilisation (MFU) is quoted against. Matched on the device name, first match wins.
+NOMINAL_BF16_PEAK = (("H200", 989.4e12), ("H100 PCIe", 756.0e12), ("H100", 989.4e12),
+                     ("A100", 312.0e12), ("L40S", 362.1e12), ("L4", 121.0e12), ("A10", 125.0e12))
+
+
+def nominal_bf16_peak(device_name: str):
+    """The data-sheet bf16 peak of a GPU by name, or None for a device not in the table."""
+    return next((peak for key, peak in NOMINAL_BF16_PEAK if key in device_name), None)
 
 
 def steady_state(step_times, data_times, samples_per_step, warmup):

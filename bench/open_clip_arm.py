@@ -25,7 +25,7 @@ def argv(p, optim, logs_dir, name):
             "--logs", str(logs_dir), "--name", name, "--report-to", "none", "--save-frequency", "0",
             "--lr", str(optim.lr), "--wd", str(optim.weight_decay), "--beta1", str(optim.beta1),
             "--beta2", str(optim.beta2), "--eps", str(optim.eps), "--warmup", str(optim.warmup_steps),
-            "--grad-clip-norm", str(optim.grad_clip), "--seed", "0", "--device", "cpu"]
+            "--grad-clip-norm", str(optim.grad_clip), "--seed", "0", "--device", p.get("device", "cpu")]
 
 
 def parse_log(text):

@@ -1,0 +1,138 @@
+"""On the accelerator: the losses against the float64 CPU reference, a bf16 step, a
+torch.compile step, a step that never waits for the device, and the tensor image transform.
+
+Marked `cuda` and run on CUDA by bench/gpu_check.sh; skipped on a machine without one.
+HNCLIP_TEST_DEVICE=cpu (bench/gpu_check.sh --cpu-dry-run) runs the same code on the CPU, so
+the tests cannot rot where no GPU is at hand."""
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from dist_losses_lib import flatten, random_sets, ref_hn
+from train.config import LossConfig
+from train.losses import POOLS, SetIndex, clip_loss, hn_loss, trusted_inputs
+from train.step import forward_losses
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEVICE = torch.device(os.environ.get("HNCLIP_TEST_DEVICE", "cuda"))
+ON_CUDA = DEVICE.type == "cuda"
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(ON_CUDA and not torch.cuda.is_available(),
+                                 reason="no CUDA device: bench/gpu_check.sh runs these on a GPU")]
+TAU = 7.0
+
+
+def _to(idx: SetIndex, dev) -> SetIndex:
+    return SetIndex(*(getattr(idx, f).to(dev) for f in ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key")))
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_losses_on_the_device_match_the_float64_cpu_reference(pool):
+    gen = torch.Generator().manual_seed(0)
+    sets, I, T = random_sets(gen, n_sets=9, dim=32)
+    PI = torch.nn.functional.normalize(torch.randn(6, 32, generator=gen, dtype=torch.float64), dim=1)
+    PT = torch.nn.functional.normalize(torch.randn(6, 32, generator=gen, dtype=torch.float64), dim=1)
+    want = ref_hn(I, T, sets, TAU, pool, True, PI, PT)
+    idx, ir, cr = flatten(sets)
+    f = lambda x: x.float().to(DEVICE)
+    i, t = f(I[ir]), f(T[cr])
+    got = hn_loss(i, t, i, t, torch.tensor(TAU, device=DEVICE), _to(idx, DEVICE), pool=pool,
+                  pair_img_keys=f(PI), pair_cap_keys=f(PT))
+    for g, w in zip(got, want):
+        assert g.device.type == DEVICE.type
+        assert abs(float(g) - float(w)) < 2e-5 * abs(float(w)), (float(g), float(w))
+    c64 = clip_loss(PI, PT, PI, PT, torch.tensor(TAU, dtype=torch.float64))
+    c32 = clip_loss(f(PI), f(PT), f(PI), f(PT), torch.tensor(TAU, device=DEVICE))
+    assert abs(float(c32) - float(c64)) < 2e-5 * float(c64)
+
+
+def _tiny_model():
+    import open_clip
+    open_clip.add_model_config(ROOT / "train" / "model_configs")
+    torch.manual_seed(0)
+    return open_clip.create_model("hnclip-tiny").to(DEVICE)
+
+
+def _batch(n_pairs=8, n_sets=3, k=3, size=64, ctx=32):
+    g = torch.Generator().manual_seed(1)
+    n = n_sets * k
+    i = torch.arange(n)
+    tok = lambda m: torch.randint(1, 400, (m, ctx), generator=g).index_fill_(1, torch.tensor([ctx - 1]), 49407)
+    sets = {"images": torch.randn(n, 3, size, size, generator=g), "tokens": tok(n),
+            "img_set": i // k, "img_cap": i.clone(), "img_key": i + 1000, "cap_set": i // k,
+            "cap_img": i.clone(), "cap_key": i + 2000, "n_sets": n_sets}
+    return {"pairs": {"images": torch.randn(n_pairs, 3, size, size, generator=g), "tokens": tok(n_pairs)},
+            "sets": sets}
+
+
+def _loss_and_grads(model, batch, bf16=False, params=None):
+    params = params or model
+    params.zero_grad(set_to_none=True)
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=bf16):
+        loss, logs = forward_losses(model, batch, LossConfig(), DEVICE)
+    loss.backward()
+    return loss.detach().float(), {n: p.grad.detach().float().clone() for n, p in params.named_parameters()}
+
+
+def test_a_bf16_step_is_close_to_fp32():
+    model, batch = _tiny_model(), _batch()
+    l32, g32 = _loss_and_grads(model, batch)
+    l16, g16 = _loss_and_grads(model, batch, bf16=True)
+    assert torch.isfinite(l16) and abs(float(l16 - l32)) < 0.05 * float(l32)
+    cos = torch.nn.functional.cosine_similarity(torch.cat([g.flatten() for g in g16.values()]),
+                                                torch.cat([g.flatten() for g in g32.values()]), dim=0)
+    assert cos > 0.95, float(cos)
+
+
+def test_a_compiled_step_equals_eager():
+    model, batch = _tiny_model(), _batch()
+    l_eager, g_eager = _loss_and_grads(model, batch)
+    # inductor on CUDA (the real thing); on the CPU dry run dynamo + AOT autograd without
+    # inductor's C++ code generation, which takes minutes on a small CPU
+    compiled = torch.compile(model, backend="inductor" if ON_CUDA else "aot_eager")
+    l_comp, g_comp = _loss_and_grads(compiled, batch, params=model)
+    assert abs(float(l_comp - l_eager)) < 1e-4 * float(l_eager)
+    for n, g in g_eager.items():
+        assert torch.allclose(g_comp[n], g, rtol=1e-3, atol=1e-5), n
+
+
+def test_the_step_never_waits_for_the_device():
+    # CUDA's sync debug mode raises on every device->host wait, C++-internal ones included
+    # (a boolean-mask index, nonzero, .item()); on the CPU the same code runs unchecked
+    model, batch = _tiny_model(), _batch()
+    forward_losses(model, batch, LossConfig(), DEVICE)  # warm-up: lazy inits may sync once
+    if ON_CUDA:
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        with trusted_inputs():
+            loss, logs = forward_losses(model, batch, replace(LossConfig(), hn_negatives="step+pairs"), DEVICE)
+            loss.backward()
+    finally:
+        if ON_CUDA:
+            torch.cuda.set_sync_debug_mode("default")
+    assert all(v.device.type == DEVICE.type for v in logs.values())
+    assert torch.isfinite(loss)
+
+
+def test_the_tensor_image_transform_runs_on_the_device_too():
+    import open_clip
+    import numpy as np
+    from PIL import Image
+    from train.data.jpeg import _to_uint8_chw, tensor_steps
+    _, train_t, _ = open_clip.create_model_and_transforms("ViT-B-32")
+    low = np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(low).resize((384, 300), Image.BICUBIC)
+    steps = tensor_steps(train_t)
+    torch.manual_seed(3)
+    on_cpu = steps(_to_uint8_chw(img))
+    torch.manual_seed(3)
+    on_dev = steps(_to_uint8_chw(img).to(DEVICE))
+    assert on_dev.device.type == DEVICE.type and on_dev.shape == (3, 224, 224)
+    assert (on_dev.cpu() - on_cpu).abs().max() < 0.035
