@@ -15,6 +15,7 @@ from .eqben import EqBenEvaluator
 from .retrieval import RetrievalEvaluator
 from .spec import SpecEvaluator
 from .sugarcrepe import SugarCrepeEvaluator
+from .sugarcrepe_pp import SugarCrepePPEvaluator
 from .svo import SvoProbesEvaluator
 from .valse import ValseEvaluator
 from .vsr import VsrEvaluator
@@ -23,7 +24,7 @@ from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 
 EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
               AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator, EqBenEvaluator,
-              SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator)
+              SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 
