@@ -14,10 +14,10 @@ MODELS = {"clip": "hnclip-tiny", "siglip": "hnclip-tiny-sigmoid", "coca": "hncli
 
 # per case: model family, loss config changes, per-rank (pairs, [(K captions, images) per set])
 CASES = {
-    "siglip_softmax": ("siglip", {}, [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (2, 2)])]),
+    "siglip_softmax": ("siglip", {}, [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (3, 3)])]),
     "siglip_sigmoid": ("siglip", {"hn_form": "sigmoid", "hn_weight": 0.5},
-                       [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (2, 2)])]),
-    "coca": ("coca", {"caption_weight": 2.0}, [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (2, 2)])]),
+                       [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (3, 3)])]),
+    "coca": ("coca", {"caption_weight": 2.0}, [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (3, 3)])]),
 }
 
 

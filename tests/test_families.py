@@ -174,3 +174,17 @@ def test_feature_cached_accumulation_refuses_other_families(tiny):
     stand_in = CachedFeatures(model, torch.zeros(n, 128), torch.zeros(n, 128), torch.arange(n), torch.arange(n), True)
     with pytest.raises(ValueError, match="optim.accum_steps=1"):
         forward_losses(stand_in, {"pairs": batch["pairs"]}, FL.loss_cfg("siglip_softmax"))
+
+
+def test_random_init_coca_has_every_weight_initialised():
+    # open_clip 3.3 leaves text_decoder.text_projection as torch.empty: whatever memory held
+    from train import models
+    projections = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = models.create("hnclip-tiny-coca")[0]
+        projections.append(m.text_decoder.text_projection.detach().clone())
+        assert all(torch.isfinite(p).all() for p in m.parameters())
+    p = projections[0]
+    assert torch.equal(projections[0], projections[1])                 # seeded, so reproducible
+    assert abs(float(p.std()) / m.text_decoder.width ** -0.5 - 1) < 0.1  # the scale open_clip intends

@@ -57,6 +57,18 @@ def detect(model) -> str:
     return family
 
 
+def init_uninitialised(model):
+    """For random-init models only. open_clip 3.3 creates CoCa's decoder projection
+    (text_decoder.text_projection) with torch.empty and never initialises it (its
+    MultimodalTransformer.init_parameters is not called, and would fail if it were: it reads
+    a .transformer attribute the class lacks), so a random-init CoCa starts from whatever
+    memory held, NaN at times. Initialise it as that method intends."""
+    m = unwrap(model)
+    if detect(m) == COCA:
+        dec = m.text_decoder
+        torch.nn.init.normal_(dec.text_projection.data, std=dec.width ** -0.5)
+
+
 @dataclass
 class Encoded:
     """One forward's outputs. caption_* are set for CoCa: the decoder's logits and labels for
