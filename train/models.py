@@ -65,6 +65,10 @@ def create(name: str, pretrained=None, precision: str = "fp32"):
         raise ValueError(problem)
     model, preprocess_train, preprocess_val = open_clip.create_model_and_transforms(
         name, pretrained=pretrained or None, precision="fp32")
+    if not pretrained and not name.startswith(SCHEMAS):
+        # random init: open_clip leaves one CoCa weight uninitialised (train/families.py)
+        from .families import init_uninitialised
+        init_uninitialised(model)
     tokenizer = open_clip.get_tokenizer(name)
     return model, preprocess_train, preprocess_val, tokenizer
 
