@@ -6,8 +6,11 @@
 #   launch/local_slurm.sh status
 #
 # NODES=1 (default): one node named after the host. NODES=2: nodes n1 and n2 on this host
-# (two slurmd on ports 7818/7819), for the multi-node script. Idempotent: a second `start`
-# with the daemons already up and the same node count does nothing.
+# (two slurmd on ports 7818/7819), for the multi-node script. Two partitions: `debug` (the
+# default) and `urgent`, whose jobs preempt debug jobs as a busy cluster does (PreemptMode=
+# REQUEUE: the preempted job gets its --signal, then SIGTERM, GraceTime s to checkpoint, and is
+# requeued by SLURM itself). Idempotent: a second `start` with the daemons already up and the
+# same configuration does nothing.
 # Everything SLURM writes lives under $SLURM_LOCAL_DIR (default /tmp/hnclip-slurm).
 set -euo pipefail
 
@@ -40,6 +43,16 @@ node_names() {
 
 write_conf() {
     mkdir -p /etc/slurm "$STATE"/{ctld,spool,log}
+    render_conf > "$CONF.new"
+    mv "$CONF.new" "$CONF"
+    if [ "$NODES" != 1 ]; then
+        for n in $(node_names); do
+            grep -qE "[[:space:]]$n(\$|[[:space:]])" /etc/hosts || echo "127.0.0.1 $n" >> /etc/hosts
+        done
+    fi
+}
+
+render_conf() {
     local mem cpus
     # each node gets a share of the memory and all CPUs (jobs here are tiny)
     mem=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) / (2 * NODES) ))
@@ -66,6 +79,11 @@ write_conf() {
         echo "JobRequeue=1"
         echo "ReturnToService=2"
         echo "MinJobAge=300"
+        # preemption by partition priority; the preempted job is requeued, and it gets its own
+        # --signal (B:USR1 in our scripts) at preemption, not only near its time limit
+        echo "PreemptType=preempt/partition_prio"
+        echo "PreemptMode=REQUEUE"
+        echo "SlurmctldParameters=preempt_send_user_signal"
         echo "StateSaveLocation=$STATE/ctld"
         echo "SlurmdSpoolDir=$STATE/spool/%n"
         echo "SlurmctldPidFile=$STATE/slurmctld.pid"
@@ -82,14 +100,9 @@ write_conf() {
                 i=$((i + 1))
             done
         fi
-        echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
-    } > "$CONF.new"
-    mv "$CONF.new" "$CONF"
-    if [ "$NODES" != 1 ]; then
-        for n in $(node_names); do
-            grep -qE "[[:space:]]$n(\$|[[:space:]])" /etc/hosts || echo "127.0.0.1 $n" >> /etc/hosts
-        done
-    fi
+        echo "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1 GraceTime=60"
+        echo "PartitionName=urgent Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=2"
+    }
 }
 
 start_munge() {
@@ -172,7 +185,8 @@ start() {
     need_root "configuring slurm"
     local want
     want=$(node_names | sort | tr '\n' ' ')
-    if pgrep -x slurmctld >/dev/null && [ "$(running_nodes)" = "$want" ]; then
+    if pgrep -x slurmctld >/dev/null && [ "$(running_nodes)" = "$want" ] \
+            && [ -f "$CONF" ] && cmp -s "$CONF" <(render_conf); then
         wait_idle "$NODES"
         return
     fi

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import ROOT
@@ -20,6 +21,8 @@ kill_at = int(os.environ.get("HNCLIP_TEST_KILL_AT", "-1"))
 signal_at = tuple(int(x) for x in os.environ.get("HNCLIP_TEST_SIGNAL_AT", "-1:-1").split(":"))
 nan_steps = {int(s) for s in os.environ.get("HNCLIP_TEST_NAN_STEPS", "").split(",") if s}
 nan_rank = int(os.environ.get("HNCLIP_TEST_NAN_RANK", "-1"))  # -1: every rank
+# "step:rank": that rank stops itself (SIGSTOP) after that many steps: a lost rank
+stop_at = tuple(int(x) for x in os.environ.get("HNCLIP_TEST_STOP_AT", "-1:-1").split(":"))
 current = [0]
 orig_fb = T.Trainer._forward_backward
 def forward_backward(self, batches):
@@ -28,6 +31,8 @@ def forward_backward(self, batches):
         os.kill(os.getpid(), signal.SIGKILL)  # no handler, no cleanup: like the OOM killer
     if (self.step, self.rank) == signal_at:
         os.kill(os.getpid(), signal.SIGUSR1)
+    if (self.step, self.rank) == stop_at:
+        os.kill(os.getpid(), signal.SIGSTOP)
     return orig_fb(self, batches)
 T.Trainer._forward_backward = forward_backward
 orig_fl = T.forward_losses
@@ -97,3 +102,74 @@ def metric_rows(run_dir):
 
 def step_losses(run_dir):
     return {r["step"]: r["loss/total"] for r in metric_rows(run_dir) if "loss/total" in r}
+
+
+# -- runs in the background, for signals sent from outside as a scheduler sends them ------
+def start_trainer(overrides, log_dir, env=None):
+    """The fault runner in its own session (so its process group holds the trainer and its
+    DataLoader workers only), output to log_dir/{stdout,stderr}.txt."""
+    e = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    e.update(env or {})
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-c", RUNNER, *overrides], cwd=ROOT, env=e, start_new_session=True,
+                            stdout=open(log_dir / "stdout.txt", "w"), stderr=open(log_dir / "stderr.txt", "w"))
+
+
+def start_launch(tmp_path, overrides, log_dir, processes=2, env=None):
+    """`accelerate launch --multi_gpu --num_processes N` of the fault runner, in the background."""
+    runner = Path(tmp_path) / "runner.py"
+    runner.write_text(RUNNER)
+    e = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", OMP_NUM_THREADS="1")
+    e.update(env or {})
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", *DDP_ARGS, "--num_processes", str(processes), "--num_machines", "1",
+           "--main_process_port", str(_free_port()), str(runner), *overrides]
+    return subprocess.Popen(cmd, cwd=ROOT, env=e, start_new_session=True,
+                            stdout=open(log_dir / "stdout.txt", "w"), stderr=open(log_dir / "stderr.txt", "w"))
+
+
+def logged_steps(run_dir) -> int:
+    try:
+        return len([r for r in metric_rows(run_dir) if "loss/total" in r])
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def wait_until(pred, proc, timeout, what):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the run ended (exit {proc.returncode}) before {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def descendants(pid) -> list:
+    """pid and every process below it (what SLURM's proctrack/linuxproc signals, whatever the
+    sessions: torch's elastic agent starts each rank in a session of its own)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def signal_all(pid, sig):
+    for p in descendants(pid):
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass

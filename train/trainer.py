@@ -47,7 +47,11 @@ def make_accelerator(cfg):
         kwargs = [InitProcessGroupKwargs(timeout=timeout)]
     else:
         kwargs = [InitProcessGroupKwargs(backend="gloo", timeout=timeout)]
-    return Accelerator(kwargs_handlers=kwargs)
+    # Without a GPU, accelerate opens a gloo group but leaves distributed_type NO unless told
+    # cpu=True: the model is then not wrapped in DDP and each rank silently trains its own copy
+    # (the ranks' weights drift apart). DeepSpeed brings its own CPU backend and refuses cpu=True.
+    cpu_ddp = multi and not torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true"
+    return Accelerator(cpu=cpu_ddp, kwargs_handlers=kwargs)
 
 
 def param_groups(model, weight_decay):

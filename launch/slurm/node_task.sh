@@ -12,9 +12,13 @@ set -euo pipefail
 cd "$SLURM_SUBMIT_DIR"
 
 # Ignored here, and (inherited across exec and fork) in accelerate's launcher: a launcher
-# killed by the warning signal would take its trainers down before they checkpoint. The
-# trainers install their own handler (train/trainer.py), which overrides the inherited one.
-trap '' USR1
+# killed by the warning signal, or by the SIGTERM that scancel and preemption send to every
+# process of the job, would take its trainers down before they checkpoint. The trainers
+# install their own handlers (train/signals.py), which override the inherited ignore; their
+# data workers keep ignoring both. torch's elastic agent (several processes per node) would
+# install a SIGTERM handler of its own that kills the ranks: tell it to leave SIGTERM alone.
+trap '' USR1 TERM
+export TORCHELASTIC_SIGNALS_TO_HANDLE=${TORCHELASTIC_SIGNALS_TO_HANDLE:-SIGINT,SIGHUP,SIGQUIT}
 
 MAIN_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 MAIN_PORT=${HNCLIP_MAIN_PORT:-$((20000 + SLURM_JOB_ID % 20000))}

@@ -21,6 +21,7 @@ echo "[hnclip-slurm] job $SLURM_JOB_ID attempt $((ATTEMPT + 1)) (restart cap $MA
      "on ${SLURM_JOB_NUM_NODES:-1} node(s): $SLURM_JOB_NODELIST; args: $*"
 
 got_warning=0
+got_term=0
 child=""
 on_warning() {
     got_warning=1
@@ -29,7 +30,17 @@ on_warning() {
     # launchers ignore it, so only the trainers act on it
     [ -n "$child" ] && kill -USR1 "$child" 2>/dev/null
 }
+# SIGTERM (scancel, the end of a preemption's grace time, a node drain) usually reaches every
+# process of the job at once. This shell must outlive the trainers' checkpoint (its exit ends
+# the job and SLURM then kills what is left), so it traps TERM, passes it on (for a TERM sent
+# to this shell alone) and keeps waiting.
+on_term() {
+    got_term=1
+    echo "[hnclip-slurm] SIGTERM: the trainers checkpoint and stop"
+    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+}
 trap on_warning USR1
+trap on_term TERM
 
 srun --ntasks-per-node=1 --nodes="${SLURM_JOB_NUM_NODES:-1}" --kill-on-bad-exit=1 \
     bash "$NODE_TASK" "$@" &
@@ -41,8 +52,15 @@ done
 wait "$child"
 rc=$?
 
-# exit 3 = checkpointed on a signal. With several processes per node the launcher turns a
-# worker's 3 into its own failure code, so a received warning plus a non-zero exit counts too.
+# SIGTERM: SLURM itself decides what comes next (a preemption with PreemptMode=REQUEUE
+# requeues the job, scancel ends it); never requeue here, or a user's scancel would not stop it.
+# Exit 3 like the trainers: checkpointed on a signal, the next submission resumes.
+if [ "$got_term" = 1 ]; then
+    echo "[hnclip-slurm] stopped by SIGTERM (trainers exited $rc): not requeueing; a new submission resumes"
+    exit 3
+fi
+# exit 3 = checkpointed on a signal. The launcher turns a trainer's 3 into its own failure
+# code, so a received warning plus a non-zero exit counts too.
 if [ "$rc" -eq 3 ] || { [ "$got_warning" = 1 ] && [ "$rc" -ne 0 ]; }; then
     if [ "$ATTEMPT" -lt "$MAX_RESTARTS" ]; then
         echo "[hnclip-slurm] checkpointed (exit $rc): requeueing job $SLURM_JOB_ID"
