@@ -1,8 +1,9 @@
 """Stage 3: arrange cut-outs on one shared background with exactly one concept varied.
 
 Each layout function plans K members (objects, positions, intended label, caption); `build`
-renders them with a backend, re-measures every image from its masks (hn_data.rules) and
-returns None - the caller counts a reject - when any measurement disagrees with its label.
+renders them with a backend, re-measures every image from its masks (hn_data.rules) and again
+from the pixels of every format it ships (hn_data.shipped), and returns None - the caller
+counts a reject - when any measurement disagrees with its label.
 """
 import math
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class CandidateSet:
     meta: dict
     regions: list = field(default_factory=list)   # per member: bool HxW where it may differ from the background
     object_masks: list = field(default_factory=list)  # per member: [(name, visible mask, cut-out area)]
+    png: list = field(default_factory=list)   # per member: the PNG bytes whose pixels were checked
 
 
 @dataclass
@@ -90,14 +92,22 @@ def relative_spatial(rng, size, names, inst, backend):
             for label, (dx, dy) in offsets.items()]
 
 
+# Background pixels between two instances' boxes. One pixel is what a single ringing pixel of
+# a lossy encoding fills; a gap of MIN_GAP needs a blur reaching 2 px from both edges to
+# bridge, which the shipped JPEG (4:4:4, quality 95) does not do. hn_data.shipped checks it.
+MIN_GAP = 3
+
+
 def _scatter(rng, n, cut, size):
-    """n non-touching positions (x0, y0) for a cut-out; None if they don't fit."""
+    """n positions (x0, y0) for a cut-out whose boxes are >= MIN_GAP px apart; None if they
+    don't fit."""
     w, h = cut.size
+    g = MIN_GAP
     boxes = []
     for _ in range(n):
         for _try in range(200):
             x0, y0 = int(rng.integers(0, size - w + 1)), int(rng.integers(0, size - h + 1))
-            if all(x0 + w + 1 <= bx or bx + w + 1 <= x0 or y0 + h + 1 <= by or by + h + 1 <= y0
+            if all(x0 + w + g <= bx or bx + w + g <= x0 or y0 + h + g <= by or by + h + g <= y0
                    for bx, by in boxes):
                 boxes.append((x0, y0))
                 break
@@ -141,20 +151,26 @@ def random_instance(name, rng):
 
 
 def build(subset: str, rng: np.random.Generator, size: int, bg_seed: int, classes=None,
-          backend=None, instance: Callable = random_instance) -> Optional[CandidateSet]:
+          backend=None, instance: Callable = random_instance, rejects=None) -> Optional[CandidateSet]:
     """One candidate set of `subset`, or None if a measurement disagreed (counted by caller).
 
     backend: stages 1-2 and 4 (default: procedural); instance(name, rng) -> instance id
-    (the engine passes one that draws from the split's own instance pool)."""
+    (the engine passes one that draws from the split's own instance pool); rejects: a
+    Counter that gets why a set was rejected ("layout", "masks", "backend", or the shipped
+    format, "png"/"jpeg", whose decoded pixels measured another label)."""
+    from collections import Counter
     from .backends import RejectedSample
+    rejects = Counter() if rejects is None else rejects
     try:
-        return _build(subset, rng, size, bg_seed, classes, backend, instance)
+        return _build(subset, rng, size, bg_seed, classes, backend, instance, rejects)
     except RejectedSample:
+        rejects["backend"] += 1
         return None
 
 
-def _build(subset, rng, size, bg_seed, classes, backend, instance):
+def _build(subset, rng, size, bg_seed, classes, backend, instance, rejects):
     from .canvas import compose
+    from .shipped import check_member
     if backend is None:
         from .backends import make_backend
         backend = make_backend("procedural", classes=classes)
@@ -163,17 +179,27 @@ def _build(subset, rng, size, bg_seed, classes, backend, instance):
     inst = [instance(n, rng) for n in names]
     members = BUILDERS[subset](rng, size, names, inst, backend)
     if members is None:
+        rejects["layout"] += 1
         return None
     bg = backend.background(size, bg_seed)
-    images, regions, measured, boxes, masks = [], [], [], [], []
+    images, regions, measured, boxes, masks, pngs = [], [], [], [], [], []
     for k, m in enumerate(members):
         scene = compose(bg, m.items)
         got = measure(subset, [{"name": o.name, "mask": o.mask, "cut_area": o.cut_area} for o in scene.objects],
                       names, scene.image.size)
         masks.append([(o.name, o.mask, o.cut_area) for o in scene.objects])
         if got != m.label:
+            rejects["masks"] += 1
             return None
         image, region = backend.finish(scene, bg, bg_seed * 16 + k)
+        union = scene.union_mask()
+        empty = np.asarray(image).copy()  # the member without its objects: what they cover
+        empty[union] = np.asarray(bg.convert("RGB"))[union]
+        fmt, files = check_member(subset, image, empty, masks[-1], names, m.label)
+        if fmt is not None:
+            rejects[fmt] += 1
+            return None
+        pngs.append(files["png"])
         images.append(image)
         regions.append(region)
         measured.append(got)
@@ -182,7 +208,8 @@ def _build(subset, rng, size, bg_seed, classes, backend, instance):
     meta = {"bg_seed": int(bg_seed), "generator": backend.name, "size": size, "measured": measured,
             "instances": [[n, int(i)] for n, i in used], "regions": boxes}
     n_objects = 2 if subset in ("relative_size", "relative_spatial", "existence") else 1
-    return CandidateSet(subset, images, [m.caption for m in members], names[:n_objects], meta, regions, masks)
+    return CandidateSet(subset, images, [m.caption for m in members], names[:n_objects], meta, regions, masks,
+                        pngs)
 
 
 def _bbox(mask):

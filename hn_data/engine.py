@@ -19,6 +19,7 @@ import argparse
 import io
 import json
 import tarfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +64,9 @@ def backend_for(cfg: Config):
     return _BACKENDS[key]
 
 
-def make_set(cfg: Config, split: str, index: int):
-    """(set i of the split, number of rejected attempts before it)."""
+def make_set(cfg: Config, split: str, index: int, rejects=None):
+    """(set i of the split, number of rejected attempts before it); rejects: a Counter that
+    gets the reason of each rejected attempt (hn_data.concepts.build)."""
     sid = SPLITS[split]
     subset = cfg.subsets[index % len(cfg.subsets)]
     backend = backend_for(cfg)
@@ -75,7 +77,7 @@ def make_set(cfg: Config, split: str, index: int):
         def instance(name, r, _sid=sid):
             return 2 * int(r.integers(cfg.instances_per_class)) + _sid
 
-        cs = build(subset, rng, cfg.size, bg_seed, backend=backend, instance=instance)
+        cs = build(subset, rng, cfg.size, bg_seed, backend=backend, instance=instance, rejects=rejects)
         if cs is not None:
             cs.meta.update({"split": split, "index": index, "attempt": attempt})
             return cs, attempt
@@ -86,14 +88,15 @@ def make_set(cfg: Config, split: str, index: int):
 def _shard_job(job):
     cfg, split, path, lo, hi = job
     path = Path(path)
-    rejected = {}
+    rejected, reasons = {}, Counter()
     w = TarWriter(path)
     for i in range(lo, hi):
-        cs, rej = make_set(cfg, split, i)
+        cs, rej = make_set(cfg, split, i, reasons)
         rejected[cs.subset] = rejected.get(cs.subset, 0) + rej
         write_set(w, f"{i:08d}", cs)
     w.close()
-    stats = {"sets": hi - lo, "first": lo, "config": cfg.fingerprint(split, lo, hi), "rejected": sum(rejected.values()), "rejected_per_subset": rejected}
+    stats = {"sets": hi - lo, "first": lo, "config": cfg.fingerprint(split, lo, hi), "rejected": sum(rejected.values()),
+             "rejected_per_subset": rejected, "rejected_per_reason": dict(reasons)}
     _stats_path(path).write_text(json.dumps(stats, sort_keys=True))
     return stats
 
@@ -130,12 +133,13 @@ def write_split(cfg: Config, split: str, folder, n_sets: int, n_shards: int, wor
     if workers > 1 and len(jobs) > 1:
         pool.close()
         pool.join()
-    per_subset = {}
+    per_subset, per_reason = Counter(), Counter()
     for st in done:
-        for k, v in st["rejected_per_subset"].items():
-            per_subset[k] = per_subset.get(k, 0) + v
+        per_subset.update(st["rejected_per_subset"])
+        per_reason.update(st.get("rejected_per_reason", {}))
     return {"sets": sum(st["sets"] for st in done), "rejected": sum(st["rejected"] for st in done),
-            "rejected_per_subset": per_subset, "written_shards": len(jobs)}
+            "rejected_per_subset": dict(per_subset), "rejected_per_reason": dict(per_reason),
+            "written_shards": len(jobs)}
 
 
 class _StoredSet:
@@ -186,6 +190,9 @@ def run(cfg: Config, out, train_per_subset, heldout_per_subset, train_shards=8, 
                "rejected_sets": train["rejected"] + held["rejected"],
                "rejected_per_subset": {k: train["rejected_per_subset"].get(k, 0) + held["rejected_per_subset"].get(k, 0)
                                        for k in cfg.subsets},
+               # why: layout (did not fit), masks, backend, or png/jpeg (the decoded file
+               # measured another label, hn_data.shipped)
+               "rejected_per_reason": dict(Counter(train["rejected_per_reason"]) + Counter(held["rejected_per_reason"])),
                "backend": cfg.backend, "size": cfg.size, "seed": cfg.seed}
     return summary
 

@@ -64,7 +64,9 @@ def write_set(writer: TarWriter, key: str, cs):
     """Write a generated set (images[k] pairs with captions[k]) as PNG members."""
     rec = {"subset": cs.subset, "captions": cs.captions,
            "image_caption": list(range(len(cs.images))), "objects": cs.objects, "meta": cs.meta}
-    write_set_record(writer, key, rec, [(png_bytes(img), "png") for img in cs.images])
+    # the bytes the engine checked its labels on, when it kept them (hn_data.shipped)
+    pngs = getattr(cs, "png", None) or [png_bytes(img) for img in cs.images]
+    write_set_record(writer, key, rec, [(data, "png") for data in pngs])
 
 
 def write_set_record(writer: TarWriter, key: str, rec: dict, images):
