@@ -157,3 +157,23 @@ def test_sugarcrepe_pp_on_the_released_excerpt(tmp_path, tiny):
         tot.append(float(p1 @ p2) > float(p1 @ n) and float(p1 @ p2) > float(p2 @ n))
     assert ours.metrics["replace_rel/itt"] == pytest.approx(100 * np.mean(itt))
     assert ours.metrics["replace_rel/tot"] == pytest.approx(100 * np.mean(tot))
+
+
+def test_mmvp_vlm_matches_the_official_pair_rule(tmp_path, tiny):
+    model, preprocess, tokenizer = tiny
+    opts = fx.write_mmvp(World(), tmp_path)
+    rng = np.random.default_rng(0)
+    for p in sorted(Path(opts["root"]).rglob("*.jpg")):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(p, format="PNG")
+    ours = run_suite(build_one("mmvp_vlm", opts, batch_size=3), model, tokenizer, preprocess)
+    rows = list(csv.reader(open(Path(opts["root"]) / "Questions.csv")))[1:]
+    per = {}
+    for (q1, t, s1), (q2, _, s2) in zip(rows[::2], rows[1::2]):
+        imgs = [embed_image(model, preprocess, Path(opts["root"]) / "MLLM_VLM_Images" / t / f"{q}.jpg") for q in (q1, q2)]
+        texts = [embed_text(model, tokenizer, "a photo of " + s) for s in (s1, s2)]
+        # the official script: statement k picks image 1 when softmax over the two images > 0.5
+        pick = [0 if float(txt @ imgs[0]) > float(txt @ imgs[1]) else 1 for txt in texts]
+        per.setdefault(t, []).append(pick == [0, 1])
+    for t, hits in per.items():
+        assert ours.metrics[f"{t}/acc"] == pytest.approx(100 * np.mean(hits))
+    assert ours.metrics["avg/acc"] == pytest.approx(np.mean([100 * np.mean(h) for h in per.values()]))

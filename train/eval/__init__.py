@@ -12,6 +12,7 @@ from .aro import AroAttributionEvaluator, AroRelationEvaluator
 from .aro_order import AroOrderEvaluator
 from .base import RUNTIME, Evaluator
 from .eqben import EqBenEvaluator
+from .mmvp import MmvpEvaluator
 from .retrieval import RetrievalEvaluator
 from .spec import SpecEvaluator
 from .sugarcrepe import SugarCrepeEvaluator
@@ -24,7 +25,8 @@ from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 
 EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
               AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator, EqBenEvaluator,
-              SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator)
+              SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator,
+              MmvpEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 

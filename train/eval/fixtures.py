@@ -270,3 +270,25 @@ def write_vsr(world, root, n=3):
         lines.append({"image": name, "caption": trues[(i + 1) % n], "label": 0, "relation": "left of"})
     (root / "test.jsonl").write_text("\n".join(json.dumps(l) for l in lines) + "\n")
     return {"jsonl": str(root / "test.jsonl"), "image_root": str(root / "images")}
+
+
+def write_mmvp(world, root, types=("Orientation and Direction", "Color and Appearance"), pairs=2):
+    """MMVP-VLM's layout: Questions.csv (id, type, statement) in consecutive pairs and
+    MLLM_VLM_Images/<type>/<id>.jpg; each image carries its statement with the prefix."""
+    import csv
+    root = Path(root)
+    rows, qid = [], 1
+    for t in types:
+        for p in range(pairs):
+            for k in range(2):
+                s = f"the {t.lower()} pair {p} statement {k}"
+                img = world.image(["a photo of " + s])
+                (root / "MLLM_VLM_Images" / t).mkdir(parents=True, exist_ok=True)
+                img.save(root / "MLLM_VLM_Images" / t / f"{qid}.jpg", format="PNG")
+                rows.append([qid, t, s])
+                qid += 1
+    with open(root / "Questions.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Question ID", "Type", "Statement"])
+        w.writerows(rows)
+    return {"root": str(root)}
