@@ -1,4 +1,4 @@
-"""`--model hf:<dir>`: transformers CLIP, SigLIP and BLIP (ITC) behind the evaluator contract,
+"""`--model hf:<dir>`: transformers CLIP, SigLIP, BLIP (ITC) and FLAVA behind the evaluator contract,
 on tiny random-weight models built from transformers' config classes and saved to a local
 directory (no network). A random model has no right answers of its own, so the oracle is
 built from it: a SPEC-format benchmark whose labels are the candidates the model itself ranks
@@ -48,7 +48,18 @@ def bert_tokenizer(path):
 def build(family, root):
     torch.manual_seed(0)
     d = root / family
-    if family == "blip":
+    if family == "flava":
+        tok, n = bert_tokenizer(root / "tok_flava")
+        small = {k: TEXT[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")}
+        cfg = tf.FlavaConfig(image_config={**small, "image_size": SIZE, "patch_size": 8},
+                             text_config={**small, "vocab_size": n, "max_position_embeddings": TEXT["max_position_embeddings"],
+                                          "pad_token_id": 0},
+                             multimodal_config=small, projection_dim=16, hidden_size=32,
+                             image_codebook_config={"hidden_size": 16, "num_groups": 1, "num_blocks_per_group": 1,
+                                                    "vocab_size": 32})
+        model = tf.FlavaModel(cfg)
+        proc = tf.FlavaImageProcessor(size={"height": SIZE, "width": SIZE}, crop_size={"height": SIZE, "width": SIZE})
+    elif family == "blip":
         tok, n = bert_tokenizer(root / "tok_blip")
         cfg = tf.BlipConfig(text_config={**TEXT, "vocab_size": n, "encoder_hidden_size": 32, "pad_token_id": 0},
                             vision_config=VISION, image_text_hidden_size=16)
@@ -79,6 +90,10 @@ def direct_scores(family, model, tok, proc, image, captions):
             img = model.vision_proj(model.vision_model(pixel_values=px)[0][:, 0])
             txt = torch.cat([model.text_proj(model.text_encoder(input_ids=e["input_ids"],
                                                                 attention_mask=e["attention_mask"])[0][:, 0]) for e in enc])
+        elif family == "flava":
+            img = model.image_projection(model.image_model(pixel_values=px)[0][:, 0])
+            txt = torch.cat([model.text_projection(model.text_model(input_ids=e["input_ids"],
+                                                                    attention_mask=e["attention_mask"])[0][:, 0]) for e in enc])
         else:
             feat = lambda o: o if isinstance(o, torch.Tensor) else o.pooler_output
             img = feat(model.get_image_features(pixel_values=px))
@@ -106,7 +121,7 @@ def spec_from_model(root, family, model, tok, proc, pick):
     return str(root / "spec")
 
 
-@pytest.mark.parametrize("family", ["clip", "siglip", "blip"])
+@pytest.mark.parametrize("family", ["clip", "siglip", "blip", "flava"])
 def test_hf_adapter_scores_the_models_own_answers(tmp_path, family):
     d, model, tok, proc = build(family, tmp_path)
     adapter, preprocess, tokenizer, desc = load_hf(str(d))

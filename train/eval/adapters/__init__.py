@@ -2,7 +2,7 @@
 adapter is a module with encode_image(pixels, normalize) and encode_text(tokens, normalize),
 returned with its preprocess (PIL -> tensor) and tokenizer (list of str -> LongTensor of ids).
 
-    --model hf:<repo id or local dir>   Hugging Face transformers CLIP, SigLIP or BLIP (ITC head)"""
+    --model hf:<repo id or local dir>   Hugging Face transformers CLIP, SigLIP, BLIP (ITC head) or FLAVA"""
 from .hf import load_hf
 
 __all__ = ["load_hf"]

@@ -1,19 +1,22 @@
 """Hugging Face transformers models as dual encoders: CLIP (CLIPModel), SigLIP (SiglipModel,
-SigLIP 2's SiglipModel checkpoints too) and BLIP's image-text contrastive (ITC) head
-(BlipForImageTextRetrieval: the projected [CLS] features, as its use_itm_head=False score).
+SigLIP 2's SiglipModel checkpoints too), BLIP's image-text contrastive (ITC) head
+(BlipForImageTextRetrieval: the projected [CLS] features, as its use_itm_head=False score) and
+FLAVA's contrastive embeddings (FlavaModel: image_projection / text_projection of the unimodal
+encoders' first token, as FLAVA's contrastive loss).
 The family is read from the checkpoint's config (model_type).
 
 Texts become fixed-length id tensors (padding to the text tower's length, as SigLIP was
 trained and as CLIP's processor pads), so the evaluators' token-level de-duplication applies
 unchanged. CLIP and SigLIP pool a fixed position (CLIP: the first end-of-text token behind a
 causal mask; SigLIP: the last position), so padding does not change a caption's feature; BLIP's
-BERT text encoder gets the attention mask of its non-pad ids.
+and FLAVA's BERT-style text encoders get the attention mask of their non-pad ids.
 Loading follows transformers' own rules: a local directory, or a hub id from the cache (set
 HF_HUB_OFFLINE=1 to forbid downloads). Only safetensors or weights_only loads are used by
 transformers >= 4.x for .bin files."""
 import torch
 
-FAMILIES = ("clip", "siglip", "siglip2", "blip")
+FAMILIES = ("clip", "siglip", "siglip2", "blip", "flava")
+MASKED = ("blip", "flava")  # BERT-style text encoders: padding needs an attention mask
 
 
 def _features(out):
@@ -29,14 +32,18 @@ class HFDualEncoder(torch.nn.Module):
     def encode_image(self, pixels, normalize=True):
         if self.family == "blip":
             x = self.model.vision_proj(self.model.vision_model(pixel_values=pixels)[0][:, 0, :])
+        elif self.family == "flava":
+            x = self.model.image_projection(self.model.image_model(pixel_values=pixels)[0][:, 0, :])
         else:
             x = _features(self.model.get_image_features(pixel_values=pixels))
         return torch.nn.functional.normalize(x, dim=-1) if normalize else x
 
     def encode_text(self, ids, normalize=True):
+        mask = (ids != self.pad_id).long() if self.family in MASKED else None
         if self.family == "blip":
-            mask = (ids != self.pad_id).long()
             x = self.model.text_proj(self.model.text_encoder(input_ids=ids, attention_mask=mask)[0][:, 0, :])
+        elif self.family == "flava":
+            x = self.model.text_projection(self.model.text_model(input_ids=ids, attention_mask=mask)[0][:, 0, :])
         else:
             x = _features(self.model.get_text_features(input_ids=ids))
         return torch.nn.functional.normalize(x, dim=-1) if normalize else x
