@@ -93,3 +93,17 @@ def test_reference_table_puts_published_numbers_beside_ours():
     assert "| spec/mean/i2t | 40.0 | 33.4 | — | — | — | — | — | 53.3 | Peng et al." in md
     assert "| aro/avg | 65.0 | 57.6 | 80.9 | 76.3 | 83.0 | 86.4 | 85.1 | — | FSC-CLIP authors' vl_compo" in md
     assert "filtered_out" not in md
+
+
+def test_final_summary_knows_no_benchmark_and_drops_counts(tmp_path):
+    from train.eval.during_training import final_summary
+    world = World()
+    spec = fx.write_spec(world, tmp_path / "s")
+    wino = fx.write_winoground(world, tmp_path / "w")
+    evs = {"spec": build_one("spec", {"root": spec["root"]}, tick=1), "winoground": build_one("winoground", wino, tick=1)}
+    enc = ToyEncoder(world)
+    res = run_due(evs, 1, False, enc, enc.tokenizer, enc.preprocess, "cpu", FakeLog(tmp_path), tmp_path)
+    assert any("/counts/" in k for k in res)
+    final, text = final_summary(evs, res)
+    assert final["mean/i2t"] == 100.0 and "count/i2t" in final and not any("counts" in k for k in final)
+    assert "| mean | 100.0 | 100.0 |" in text and "| winoground/group | 100.0 |" in text

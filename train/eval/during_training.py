@@ -50,11 +50,11 @@ def final_summary(evaluators, results):
     config's first suite is SPEC, hence <subset>/i2t ...), and each suite's own table."""
     from .contract import is_count
     from .reference import summary_table
-    per = {name: {k[len(f"eval/{name}/"):]: v for k, v in results.items() if k.startswith(f"eval/{name}/")}
-           for name in evaluators}
+    per = {name: {k[len(f"eval/{name}/"):]: v for k, v in results.items()
+                  if k.startswith(f"eval/{name}/") and not is_count(k)} for name in evaluators}
     first = next(iter(per.values()), {})
     text = "\n\n".join(summary_table(name, ev, per[name]) for name, ev in evaluators.items() if per[name])
-    return {k: v for k, v in first.items() if not is_count(k)}, text
+    return first, text
 
 
 def strip(keys, height=96):
