@@ -33,7 +33,8 @@ def compose(p):
                  f"data.set_items_per_step={p['set_items']}", f"data.workers={p['workers']}",
                  f"optim.steps={p['steps']}", "optim.warmup_steps=0", "logger.wandb=false",
                  "logger.log_every=100000", "eval.benchmarks=[]", "eval.every_steps=0",
-                 "checkpoint.every_steps=0", "checkpoint.resume=false", f"run_dir={p['run_dir']}"]
+                 "checkpoint.every_steps=0", "checkpoint.resume=false", f"run_dir={p['run_dir']}",
+                 f"data.decode={p.get('decode', 'pil')}"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return validate(hcompose(config_name="config", overrides=overrides))
 

@@ -75,7 +75,7 @@ def timed(make, batches):
     return n / (time.perf_counter() - t0)
 
 
-def synthetic_shards(folder, size, n_shards=4, per_shard=128):
+def synthetic_shards(folder, size, n_shards=4, per_shard=128, name="{:05d}"):
     """LAION-like shards of size x size JPEGs -> brace URL: smooth random fields with grain, so
     they weigh what photos do at that size (about 0.3 bytes a pixel, not the few KB of a
     smooth field), and LAION-length captions (bench/laion_captions.py)."""
@@ -87,7 +87,7 @@ def synthetic_shards(folder, size, n_shards=4, per_shard=128):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for s in range(n_shards):
-        path = folder / f"{s:05d}.tar"
+        path = folder / (name.format(s) + ".tar")
         if path.exists():
             continue
         w = TarWriter(path)
@@ -99,7 +99,9 @@ def synthetic_shards(folder, size, n_shards=4, per_shard=128):
             write_pair(w, f"{s:05d}{i:04d}", img, caption(int(n_words), rng))
         w.close()
         write_stats(path, per_shard)
-    return f"{folder}/{{00000..{n_shards - 1:05d}}}.tar"
+    first, last = name.format(0), name.format(n_shards - 1)
+    stem = first.rstrip("0123456789")
+    return f"{folder}/{stem}{{{first[len(stem):]}..{last[len(stem):]}}}.tar"
 
 
 def throughput(args):

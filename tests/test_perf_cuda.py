@@ -126,7 +126,7 @@ def test_the_tensor_image_transform_runs_on_the_device_too():
     import numpy as np
     from PIL import Image
     from train.data.jpeg import _to_uint8_chw, tensor_steps
-    _, train_t, _ = open_clip.create_model_and_transforms("ViT-B-32")
+    train_t = open_clip.image_transform(224, is_train=True)  # ViT-B/32's train transform
     low = np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8)
     img = Image.fromarray(low).resize((384, 300), Image.BICUBIC)
     steps = tensor_steps(train_t)
