@@ -1,10 +1,12 @@
 """img2dataset itself (PyPI 1.47.0, in its own venv) downloads images from an HTTP server on
 loopback into real LAION-style shards, and our pipeline reads them: every successful row
-exactly once per epoch, with the model's own preprocessing and tokenizer."""
+exactly once per epoch, with the model's own preprocessing and tokenizer, and one damaged
+member header in such a shard costs one sample."""
 import json
 import os
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import img2dataset_env  # noqa: E402
 
+from data_lib import corrupt_header  # noqa: E402
 from train.data import shards as S  # noqa: E402
+from train.data.samples import raw_samples  # noqa: E402
 from train.data.steps import StepSpec, StreamSpec, make_loader  # noqa: E402
 
 
@@ -83,3 +87,17 @@ def test_img2dataset_shards_are_read_by_our_pipeline(tmp_path, img2dataset, serv
     assert sum(Counter(st["skipped"]).total() for st in steps) == 0
     # the next epoch starts over: the first sample of epoch 2 is one of the same 10
     assert next(it)["pairs"]["tokens"][1][0] in got
+
+    # img2dataset puts a PAX extended header before every member; one damaged member header
+    # in its shard costs that sample alone (tarfile raises ReadError there)
+    with tarfile.open(tars[0]) as t:
+        members = t.getmembers()
+        caption_of = {m.name[:-4]: t.extractfile(m).read().decode() for m in members if m.name.endswith(".txt")}
+    assert members and all(m.pax_headers for m in members)
+    jpgs = [m.name for m in members if m.name.endswith(".jpg")]
+    assert len(jpgs) >= 3
+    corrupt_header(tars[0], jpgs[1], which="own")
+    counters = Counter()
+    kept = [s["txt"].decode() for s in raw_samples([str(tars[0])], counters) if "jpg" in s]
+    assert kept == [caption_of[j[:-4]] for j in jpgs if j != jpgs[1]]
+    assert counters == Counter(corrupt_member=1)
