@@ -3,8 +3,12 @@
 # signal to the trainers, and requeues the job when they checkpointed because of it.
 #
 # Why the dance: the batch shell gets the warning (--signal=B:USR1@N), but bash runs a trap
-# only between commands, never during a foreground `srun`; so srun runs in the background
-# and the shell `wait`s for it. The trainers checkpoint and exit 3 (train/main.py
+# only between commands, never during a foreground command; so the task runs in the
+# background and the shell `wait`s for it. On one node the task runs right here, without srun:
+# srun answers a SIGTERM that reaches it (scancel, the end of a preemption's grace time) by
+# SIGKILLing its whole step at once, which would leave the trainers no time to checkpoint.
+# Several nodes need srun, so there only the warning signal (USR1, which srun forwards) gives
+# a checkpoint; a TERM sent to the steps alone (`scancel --signal=TERM JOB`) works too. The trainers checkpoint and exit 3 (train/main.py
 # REQUEUE_EXIT_CODE); then `scontrol requeue` puts the same job id back in the queue, and
 # the next attempt resumes from the latest checkpoint in the same run_dir (and continues
 # the same wandb run, whose id is kept in the run dir).
@@ -23,12 +27,19 @@ echo "[hnclip-slurm] job $SLURM_JOB_ID attempt $((ATTEMPT + 1)) (restart cap $MA
 got_warning=0
 got_term=0
 child=""
+signal_tree() {  # signal pid and every process below it (ranks run in sessions of their own)
+    local sig=$1 pid=$2 c
+    for c in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+        signal_tree "$sig" "$c"
+    done
+    kill -"$sig" "$pid" 2>/dev/null
+}
 on_warning() {
     got_warning=1
     echo "[hnclip-slurm] warning signal: asking the trainers to checkpoint and stop"
-    # srun forwards the signal to every task on every node; node_task.sh makes the
-    # launchers ignore it, so only the trainers act on it
-    [ -n "$child" ] && kill -USR1 "$child" 2>/dev/null
+    # to the task's processes here; srun forwards it to every task on every node. The
+    # launchers (node_task.sh) and data workers ignore it, so only the trainers act on it
+    [ -n "$child" ] && signal_tree USR1 "$child"
 }
 # SIGTERM (scancel, the end of a preemption's grace time, a node drain) usually reaches every
 # process of the job at once. This shell must outlive the trainers' checkpoint (its exit ends
@@ -37,13 +48,17 @@ on_warning() {
 on_term() {
     got_term=1
     echo "[hnclip-slurm] SIGTERM: the trainers checkpoint and stop"
-    [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+    [ -n "$child" ] && signal_tree TERM "$child"
 }
 trap on_warning USR1
 trap on_term TERM
 
-srun --ntasks-per-node=1 --nodes="${SLURM_JOB_NUM_NODES:-1}" --kill-on-bad-exit=1 \
+if [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ]; then
     bash "$NODE_TASK" "$@" &
+else
+    srun --ntasks-per-node=1 --nodes="${SLURM_JOB_NUM_NODES}" --kill-on-bad-exit=1 \
+        bash "$NODE_TASK" "$@" &
+fi
 child=$!
 # `wait` returns early (status > 128) whenever a trapped signal arrives: wait again
 while kill -0 "$child" 2>/dev/null; do
