@@ -85,7 +85,8 @@ class CachedFeatures:
         self.img_rows, self.txt_rows, self.scale_grad = img_rows, txt_rows, scale_grad
 
     def __call__(self, image, text):
-        rows_i, rows_t = self.img_rows.to(image.device), self.txt_rows.to(text.device)
+        rows_i = self.img_rows.to(image.device, non_blocking=True)  # blocking would wait for the stream
+        rows_t = self.txt_rows.to(text.device, non_blocking=True)
         img_j, txt_j, scale = self.model(image=image[rows_i], text=text[rows_t])[:3]
         img = self.img_cache.index_put((rows_i,), img_j.to(self.img_cache.dtype))
         txt = self.txt_cache.index_put((rows_t,), txt_j.to(self.txt_cache.dtype))
@@ -99,7 +100,7 @@ def encode_all(model, merged, img_rows, txt_rows, device):
     images, tokens = _inputs(merged, device)
     img_cache = txt_cache = None
     for rows_i, rows_t in zip(img_rows, txt_rows):
-        rows_i, rows_t = rows_i.to(device), rows_t.to(device)
+        rows_i, rows_t = rows_i.to(device, non_blocking=True), rows_t.to(device, non_blocking=True)
         f_i, f_t = model(image=images[rows_i], text=tokens[rows_t])[:2]
         if img_cache is None:
             img_cache = f_i.new_zeros((images.shape[0], f_i.shape[1]))
@@ -113,7 +114,7 @@ def _inputs(merged, device):
     images, tokens = p["images"], p["tokens"]
     if s is not None:
         images, tokens = torch.cat([images, s["images"]]), torch.cat([tokens, s["tokens"]])
-    return images.to(device), tokens.to(device)
+    return images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
 
 
 def accumulated_passes(model, batches, loss_cfg, device, autocast=nullcontext, no_sync=None):

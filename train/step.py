@@ -18,8 +18,9 @@ def gather_set_index(sets, counts, device):
     img_side = torch.stack([sets["img_set"] + set_off, sets["img_cap"] + cap_off, sets["img_key"]], 1)
     cap_img = torch.where(sets["cap_img"] >= 0, sets["cap_img"] + img_off, sets["cap_img"])
     cap_side = torch.stack([sets["cap_set"] + set_off, cap_img, sets["cap_key"]], 1)
-    img_side = D.gather_no_grad(img_side.to(device), [c[1] for c in counts])
-    cap_side = D.gather_no_grad(cap_side.to(device), [c[2] for c in counts])
+    # non_blocking: a blocking host-to-device copy waits for the stream (a sync)
+    img_side = D.gather_no_grad(img_side.to(device, non_blocking=True), [c[1] for c in counts])
+    cap_side = D.gather_no_grad(cap_side.to(device, non_blocking=True), [c[2] for c in counts])
     idx = SetIndex(*img_side.unbind(1), *cap_side.unbind(1))
     # on the gathered index, so a bad set raises on every rank at once (none left waiting)
     check_set_index(idx)
@@ -34,11 +35,11 @@ def global_mean_scale(counts, j):
     return counts[D.rank()][j] * len(counts) / n_global if n_global else 1.0
 
 
-def pair_rows(counts):
+def pair_rows(counts, device="cpu"):
     """Rows of the gathered L_clip features that are pair-stream items (with
     sets_in_clip_loss each rank's set items follow its pairs there; they must not be keys twice)."""
     starts = [sum(c[0] for c in counts[:r]) for r in range(len(counts))]
-    return torch.cat([torch.arange(s, s + c[4]) for s, c in zip(starts, counts)])
+    return torch.cat([torch.arange(s, s + c[4], device=device) for s, c in zip(starts, counts)])
 
 
 def n_sets_of(sets) -> int:
@@ -85,7 +86,7 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
     if sets is not None and loss_cfg.sets_in_clip_loss:
         # set items (each image with its own caption) join L_clip as ordinary pairs
         pi = torch.cat([pi, si])
-        pt = torch.cat([pt, sc[sets["img_cap"].to(device)]])
+        pt = torch.cat([pt, sc[sets["img_cap"].to(device, non_blocking=True)]])
     n_sets = n_sets_of(sets) if sets is not None else 0
     # one collective for every count of the step: gather sizes, offsets and loss scales
     counts = D.all_gather_counts([pi.shape[0], si.shape[0], sc.shape[0], n_sets, n_pi], device)
@@ -109,8 +110,8 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
             l_i2t, l_t2i = objectives.hn_loss_for(loss_cfg.hn_form, enc)(
                                    si, sc, si_all, sc_all, logit_scale, idx, img_off, cap_off,
                                    pool=loss_cfg.hn_negatives, mask_duplicates=loss_cfg.mask_duplicates,
-                                   pair_img_keys=pi_all[pair_rows(counts)] if pairs_as_keys else None,
-                                   pair_cap_keys=pt_all[pair_rows(counts)] if pairs_as_keys else None)
+                                   pair_img_keys=pi_all[pair_rows(counts, device)] if pairs_as_keys else None,
+                                   pair_cap_keys=pt_all[pair_rows(counts, device)] if pairs_as_keys else None)
             # I2T and T2I both have one query per set image (links are one-to-one)
             scale = global_mean_scale(counts, 1)
             l_i2t, l_t2i = l_i2t * scale, l_t2i * scale
