@@ -13,6 +13,17 @@ from omegaconf.errors import OmegaConfBaseException
 
 
 @dataclass
+class LoraConfig:
+    enabled: bool = False              # train LoRA adapters only (train/lora.py); the export merges them
+    rank: int = 8
+    alpha: float = 16.0                # adapters scale by alpha / rank
+    dropout: float = 0.0               # must be 0 (adapters are weight parametrizations: docs/families.md)
+    targets: List[str] = field(default_factory=lambda: ["attn", "mlp"])   # attn: q/k/v + output projection; mlp: both layers
+    towers: List[str] = field(default_factory=lambda: ["image", "text"])
+    layers: Optional[List[int]] = None  # block indices in each tower (negative from the end); None = all
+
+
+@dataclass
 class ModelConfig:
     name: str = "hnclip-tiny"          # open_clip model name, ours (train/model_configs), local-dir:DIR or hf-hub:ORG/REPO
     pretrained: Optional[str] = None   # open_clip tag ("openai") or a checkpoint path; None = random init
@@ -23,6 +34,7 @@ class ModelConfig:
     lock_text: bool = False
     lock_text_unlocked_layers: int = 0
     compile: bool = False              # torch.compile the model
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass

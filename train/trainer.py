@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from . import checkpoint as ckpt
 from . import distributed as D
+from . import lora
 from . import models
 from . import signals
 from . import text_trim
@@ -120,6 +121,8 @@ class Trainer:
         m = cfg.model
         model, self.preprocess_train, self.preprocess_val, self.tokenizer = models.create(m.name, m.pretrained)
         models.lock_towers(model, m)
+        # adapters only (frozen base) when model.lora.enabled; before the optimizer sees requires_grad
+        self.lora_params = lora.apply(model, m.lora)
         # the text tower runs only as long as the step's longest caption (same result, less work)
         self.trim_text = text_trim.enable(model)
         if self.deepspeed:
@@ -187,7 +190,7 @@ class Trainer:
                                    "signature": self._data_signature()},
                  "grad_scaler": scaler.state_dict() if scaler is not None else None}
         if not self.deepspeed:  # under DeepSpeed the engine writes its (sharded) states
-            state["model"] = self.raw_model.state_dict()
+            state["model"] = lora.checkpoint_state(self.raw_model)   # with LoRA: the adapters only
             state["optimizer"] = self.optimizer.state_dict()
         return state
 
@@ -240,7 +243,7 @@ class Trainer:
         if self.deepspeed:
             self.acc.load_state(str(path / "engine"))
         else:
-            self.raw_model.load_state_dict(state["model"])
+            lora.load_checkpoint_state(self.raw_model, state["model"], source=str(path))
             self.optimizer.load_state_dict(state["optimizer"])
         scaler = getattr(self.acc, "scaler", None)
         if scaler is not None and state.get("grad_scaler"):
@@ -504,7 +507,8 @@ class Trainer:
     def finish(self):
         results = self.evaluate()
         if self.is_main:
-            export = models.export_for_open_clip(self.raw_model, self.cfg.model.name, self.run_dir / "final")
+            # LoRA: adapters merged into plain weights
+            export = models.export_for_open_clip(lora.merged(self.raw_model), self.cfg.model.name, self.run_dir / "final")
             final, table = final_summary(self.evaluators, results)
             (self.run_dir / "eval_final.json").write_text(json.dumps(final, indent=2))
             print(f"\n[hnclip] done: {self.step} steps. open_clip weights: {export}")
