@@ -43,7 +43,7 @@ EXTRA_ARMS = ("vit_ours_mem", "vitl_ours_mem")
 def arm_params(name, a, run_dir):
     vit = name.startswith("vit")
     p = {"model": a.vitl_model if name.startswith("vitl_") else a.vit_model if vit else a.model, "precision": "bf16" if vit else a.precision,
-         "pairs": a.vit_batch if vit else a.batch, "set_items": a.set_items if "sets" in name else 0,
+         "pairs": (a.vitl_batch or a.vit_batch // 2) if name.startswith("vitl_") else a.vit_batch if vit else a.batch, "set_items": a.set_items if "sets" in name else 0,
          "workers": a.workers, "data_root": a.data, "run_dir": str(run_dir), "decode": a.decode,
          "mode": "memory" if name.endswith("_mem") else "data",
          "parts_reps": 0 if (vit and a.device == "cpu") or name.endswith("_mem") else a.parts_reps,
@@ -212,6 +212,7 @@ def main(argv=None):
     ap.add_argument("--vit-batch", type=int, default=32)
     ap.add_argument("--vit-model", default="ViT-B-32", help="the model of the vit_* arms")
     ap.add_argument("--vitl-model", default="ViT-L-14", help="the model of the vitl_ours_mem arm")
+    ap.add_argument("--vitl-batch", type=int, default=None, help="its batch (default: half of --vit-batch)")
     ap.add_argument("--decode", default="pil", choices=("pil", "tensor"), help="data.decode of our arms")
     ap.add_argument("--vit-steps", type=int, default=5)
     ap.add_argument("--vit-warmup", type=int, default=2)
