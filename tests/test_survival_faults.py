@@ -170,9 +170,11 @@ def test_wandb_writes_nothing_outside_the_run_dir(tiny_data, tmp_path):
     run = tmp_path / "run"
     env = {"HOME": str(home), "XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": "", "XDG_DATA_HOME": ""}
     env.update({k: "" for k in os.environ if k.startswith("WANDB_") and k not in ("WANDB_MODE", "WANDB_SILENT")})
-    r = run_trainer(tiny_overrides(tiny_data, run, steps=2, **{"logger.wandb": "true", "run_name": "survival-name",
-                                                                "run_dir": run}), env=env)
+    r = run_trainer(tiny_overrides(tiny_data, run, steps=2, **{"logger.wandb": "true", "run_name": "survival-name"}),
+                    env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
     runs = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert runs and b"survival-name" in runs[0].read_bytes()
+    # the run record's display name: a protobuf string, its length byte (13) right before it
+    # (run_name also appears in the logged config and the command line, quoted or after '=')
+    assert runs and b"\x0dsurvival-name" in runs[0].read_bytes()
