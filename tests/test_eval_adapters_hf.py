@@ -143,3 +143,50 @@ def test_unsupported_family_is_named(tmp_path):
     tf.BertModel(cfg).save_pretrained(tmp_path / "bert")
     with pytest.raises(ValueError, match="model_type 'bert'"):
         load_hf(str(tmp_path / "bert"))
+
+
+def test_blip_itm_head_scores_pairs_as_transformers_does(tmp_path):
+    """hf-itm: the cross-encoder through the evaluators: its pair scores equal BLIP's own forward
+    (use_itm_head=True), a benchmark labelled with its own first choices scores 100, reversed 0,
+    and gallery benchmarks (retrieval) refuse it with a clear message."""
+    from train.eval import build_one, fixtures as fx
+    from train.eval.contract import run_suite
+    from train.eval.toy import World
+    d, model, tok, proc = build("blip", tmp_path)
+    itm, preprocess, tokenizer, desc = load_hf(str(d), "itm")
+    assert "ITM" in desc
+    n = model.config.text_config.max_position_embeddings
+
+    def own(image, captions):
+        px = proc(images=image, return_tensors="pt")["pixel_values"]
+        out = []
+        with torch.no_grad():
+            for c in captions:
+                e = tok([c], padding="max_length", truncation=True, max_length=n, return_tensors="pt")
+                logits = model(input_ids=e["input_ids"], attention_mask=e["attention_mask"], pixel_values=px,
+                               use_itm_head=True).itm_score
+                out.append(float(logits.softmax(-1)[0, 1]))
+        return out
+
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    caps = ["two cups on a table", "a cup under a table", "three dogs"]
+    with torch.no_grad():
+        ours = itm.match(itm.encode_image(preprocess(img)[None]).expand(3, -1, -1), itm.encode_text(tokenizer(caps)))
+    assert ours.tolist() == pytest.approx(own(img, caps), abs=1e-6)
+    for pick, expected in ((np.argmax, 100.0), (np.argmin, 0.0)):
+        root = tmp_path / f"spec_{pick.__name__}" / "count"
+        (root / "images").mkdir(parents=True)
+        rng = np.random.default_rng(3)
+        i2t = []
+        for q in range(4):
+            keys = [f"set {q} has {j} cups" for j in range(3)]
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / "images" / f"{q}.png")
+            i2t.append({"query": f"images/{q}.png", "keys": keys,
+                        "label": int(pick(own(Image.open(root / "images" / f"{q}.png").convert("RGB"), keys)))})
+        (root / "image2text.json").write_text(json.dumps(i2t))
+        (root / "text2image.json").write_text(json.dumps([]))
+        res = run_suite(build_one("spec", {"root": str(root.parent)}, batch_size=2), itm, tokenizer, preprocess)
+        assert res.metrics["count/i2t"] == expected
+    with pytest.raises(ValueError, match="cross-encoder"):
+        run_suite(build_one("retrieval", fx.write_karpathy(World(), tmp_path / "k", n_images=2)), itm, tokenizer,
+                  preprocess)

@@ -32,11 +32,12 @@ def load(checkpoint=None, model=None, pretrained=None):
     if checkpoint is None:
         if not model:
             raise ValueError("give a checkpoint path or a model name (+ pretrained)")
-        if model.startswith("hf:"):
+        if model.startswith(("hf:", "hf-itm:")):
             if pretrained:
                 raise ValueError(f"--model {model} brings its own weights; drop --pretrained {pretrained}")
             from .adapters import load_hf
-            return load_hf(model[len("hf:"):])
+            prefix, _, source = model.partition(":")
+            return load_hf(source, "itm" if prefix == "hf-itm" else "contrastive")
         m, _, pre, tok = models.create(model, pretrained)
         return m.eval(), pre, tok, f"{model}:{pretrained or 'random-init'}"
     path = Path(checkpoint)

@@ -29,7 +29,7 @@ def score_pairs(pairs, model, tokenizer, preprocess, device, batch_size, rule, n
     text, image, examples = [], [], []
     for it in pairs:
         # s[i][c]: image i against caption c
-        s = torch.stack([scores_of([txt[c] for c in it.captions], img[p]) for p in it.images])
+        s = torch.stack([scores_of([txt[c] for c in it.captions], img[p], model) for p in it.images])
         text.append(top1(s[0], 0, rule) and top1(s[1], 1, rule))
         image.append(top1(s[:, 0], 0, rule) and top1(s[:, 1], 1, rule))
         if len(examples) < n_examples:

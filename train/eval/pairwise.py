@@ -36,7 +36,7 @@ def score_items(items, model, tokenizer, preprocess, device="cpu", batch_size=12
     txt = encode_texts(model, tokenizer, [t for it in items for t in [it.right, *it.wrong]], batch_size, device)
     hits, scores = [], []
     for it in items:
-        s = scores_of([txt[t] for t in [it.right, *it.wrong]], img[it.image])
+        s = scores_of([txt[t] for t in [it.right, *it.wrong]], img[it.image], model)
         hits.append(top1(official_order(s, it.right_pos), it.right_pos, rule))
         scores.append(s.tolist())
     return hits, scores

@@ -19,7 +19,7 @@ from PIL import Image
 from .base import Evaluator
 from .encode import encode_images, encode_texts
 from .pairwise import read_json
-from .scoring import pct, rank
+from .scoring import dual_only, pct, rank
 from .shards import read_samples
 
 KS = (1, 5, 10)
@@ -92,6 +92,7 @@ class RetrievalEvaluator(Evaluator):
         return [im for im, _ in self.images], [c for _, caps in self.images for c in caps]
 
     def score(self, model, tokenizer, preprocess, device="cpu"):
+        dual_only(model, "retrieval")
         texts = list(dict.fromkeys(c for _, caps in self.images for c in caps))
         # images from shards are already decoded; from the Karpathy file they are paths
         load = lambda n: Image.open(self.images[n][0]).convert("RGB") if isinstance(self.images[n][0], str) \

@@ -81,8 +81,21 @@ def strict_top1(scores: torch.Tensor, label: int) -> bool:
     return top1(scores, label, "strict")
 
 
-def scores_of(candidates, query: torch.Tensor) -> torch.Tensor:
+def scores_of(candidates, query: torch.Tensor, model=None, image_query=True) -> torch.Tensor:
     """s(query, c) for each candidate feature, one dot product each. Not a stacked matmul: a
     BLAS kernel may round two identical rows differently (their positions in the block differ),
-    and equal inputs must give equal scores for the tie rules to mean anything."""
+    and equal inputs must give equal scores for the tie rules to mean anything.
+    A cross-encoder (a model with `match(images, texts) -> scores`, e.g. BLIP's ITM head) scores
+    each (image, text) pair itself; `image_query` says which side the query is."""
+    if model is not None and hasattr(model, "match"):
+        images = [query] * len(candidates) if image_query else list(candidates)
+        texts = list(candidates) if image_query else [query] * len(candidates)
+        return model.match(torch.stack(images), torch.stack(texts)).float()
     return torch.stack([torch.dot(c, query) for c in candidates])
+
+
+def dual_only(model, benchmark):
+    """Benchmarks that rank whole galleries need embeddings, not a pair scorer."""
+    if hasattr(model, "match"):
+        raise ValueError(f"{benchmark}: a cross-encoder (match head) scores pairs only; use its contrastive "
+                         "head (e.g. hf: instead of hf-itm:) for retrieval and zero-shot")

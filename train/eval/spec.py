@@ -98,9 +98,9 @@ class SpecEvaluator(Evaluator):
             texts = [k for it in i2t_items for k in it["keys"]] + [it["query"] for it in t2i_items]
             img = encode_images(model, preprocess, q_img + [p for ks in k_img for p in ks], self.batch_size, device)
             txt = encode_texts(model, tokenizer, texts, self.batch_size, device)
-            i2t = [top1(scores_of([txt[k] for k in it["keys"]], img[q]), it["label"], rule)
+            i2t = [top1(scores_of([txt[k] for k in it["keys"]], img[q], model), it["label"], rule)
                    for q, it in zip(q_img, i2t_items)]
-            t2i = [top1(scores_of([img[p] for p in ks], txt[it["query"]]), it["label"], rule)
+            t2i = [top1(scores_of([img[p] for p in ks], txt[it["query"]], model, image_query=False), it["label"], rule)
                    for ks, it in zip(k_img, t2i_items)]
             results[f"{subset}/i2t"] = pct(i2t)
             results[f"{subset}/t2i"] = pct(t2i)
@@ -108,7 +108,7 @@ class SpecEvaluator(Evaluator):
             if cls_txt is not None:
                 objs = image_objects(folder, i2t_items, self.vocab)
                 index = {c: n for n, c in enumerate(self.vocab)}
-                hits = [best_of(cls_txt @ img[str(folder / rel)], [index[c] for c in cs], rule)
+                hits = [best_of(scores_of(list(cls_txt), img[str(folder / rel)], model), [index[c] for c in cs], rule)
                         for rel, cs in objs.items() if cs and str(folder / rel) in img]
                 if hits:
                     results[f"{subset}/cls"] = pct(hits)

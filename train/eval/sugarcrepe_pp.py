@@ -57,17 +57,20 @@ class SugarCrepePPEvaluator(Evaluator):
         img = encode_images(model, preprocess, [it[0] for it in self.items], self.batch_size, device)
         txt = encode_texts(model, tokenizer, [t for it in self.items for t in it[1:4]], self.batch_size, device)
         r, itt, tot = self.tie_rule, [], []
+        text_only = not hasattr(model, "match")  # a cross-encoder has no text-only similarity: no TOT
         for path, p1, p2, neg, _ in self.items:
-            s = scores_of([txt[p1], txt[p2], txt[neg]], img[path])
+            s = scores_of([txt[p1], txt[p2], txt[neg]], img[path], model)
             itt.append(top1(s[[0, 2]], 0, r) and top1(s[[1, 2]], 0, r))
-            t = scores_of([txt[p2], txt[neg]], txt[p1])          # s(P1, P2), s(P1, N)
-            pn = torch.dot(txt[p2], txt[neg]).reshape(1)          # s(P2, N)
-            tot.append(top1(t, 0, r) and top1(torch.cat([t[:1], pn]), 0, r))
+            if text_only:
+                t = scores_of([txt[p2], txt[neg]], txt[p1])          # s(P1, P2), s(P1, N)
+                pn = torch.dot(txt[p2], txt[neg]).reshape(1)          # s(P2, N)
+                tot.append(top1(t, 0, r) and top1(torch.cat([t[:1], pn]), 0, r))
         metrics = {}
         for g in dict.fromkeys(it[4] for it in self.items):
             sel = [n for n, it in enumerate(self.items) if it[4] == g]
             metrics[f"{g}/itt"] = pct(itt[n] for n in sel)
-            metrics[f"{g}/tot"] = pct(tot[n] for n in sel)
-        for m in ("itt", "tot"):
+            if tot:
+                metrics[f"{g}/tot"] = pct(tot[n] for n in sel)
+        for m in ("itt", "tot") if tot else ("itt",):
             metrics[f"avg/{m}"] = macro(v for k, v in metrics.items() if k.endswith(f"/{m}"))
         return self.result(metrics, {"items": len(self.items)})

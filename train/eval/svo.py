@@ -87,7 +87,8 @@ class SvoProbesEvaluator(Evaluator):
     def score(self, model, tokenizer, preprocess, device="cpu"):
         img = encode_images(model, preprocess, [p for r in self.rows for p in r[1:3]], self.batch_size, device)
         txt = encode_texts(model, tokenizer, [r[0] for r in self.rows], self.batch_size, device)
-        hits = [top1(scores_of([img[pos], img[neg]], txt[s]), 0, self.tie_rule) for s, pos, neg, _ in self.rows]
+        hits = [top1(scores_of([img[pos], img[neg]], txt[s], model, image_query=False), 0, self.tie_rule)
+                for s, pos, neg, _ in self.rows]
         metrics = {f"{t}/acc": pct(h for h, r in zip(hits, self.rows) if r[3] == t) for t in TYPES}
         metrics["avg/acc"] = pct(hits)
         counts = {"items": len(hits), **{f"skipped_{k}": v for k, v in self.skipped.items()},

@@ -85,8 +85,8 @@ class VsrEvaluator(Evaluator):
         txt = encode_texts(model, tokenizer, [c for p in self.i2t for c in p[1:3]] + [p[0] for p in self.t2i],
                            self.batch_size, device)
         r = self.tie_rule
-        i2t = [top1(scores_of([txt[t], txt[f]], img[i]), 0, r) for i, t, f, _ in self.i2t]
-        t2i = [top1(scores_of([img[ti], img[fi]], txt[c]), 0, r) for c, ti, fi in self.t2i]
+        i2t = [top1(scores_of([txt[t], txt[f]], img[i], model), 0, r) for i, t, f, _ in self.i2t]
+        t2i = [top1(scores_of([img[ti], img[fi]], txt[c], model, image_query=False), 0, r) for c, ti, fi in self.t2i]
         metrics = {"i2t/acc": pct(i2t), "t2i/acc": pct(t2i), "avg/acc": pct(i2t + t2i)}
         for rel in sorted({p[3] for p in self.i2t} - {""}):
             metrics[f"relation/{rel}/acc"] = pct(h for h, p in zip(i2t, self.i2t) if p[3] == rel)

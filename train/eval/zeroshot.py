@@ -13,7 +13,7 @@ from PIL import Image
 
 from .base import Evaluator
 from .encode import encode_images, encode_texts
-from .scoring import pct, top1
+from .scoring import dual_only, pct, top1
 from .shards import IMAGE_EXTS, read_samples
 
 
@@ -91,6 +91,7 @@ class ZeroShotEvaluator(Evaluator):
         return [x for x, _ in self.items], []  # class prompts are not benchmark data
 
     def score(self, model, tokenizer, preprocess, device="cpu"):
+        dual_only(model, "zero-shot")
         w = self.classifier(model, tokenizer, device)
         # in-memory images (from shards) are keyed by their position
         keys = [x if isinstance(x, str) else n for n, (x, _) in enumerate(self.items)]

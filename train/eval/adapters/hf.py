@@ -49,6 +49,32 @@ class HFDualEncoder(torch.nn.Module):
         return torch.nn.functional.normalize(x, dim=-1) if normalize else x
 
 
+class HFBlipMatcher(torch.nn.Module):
+    """BLIP's image-text matching (ITM) head, a cross-encoder: the text encoder attends to the
+    image's patch embeddings and itm_head gives match / no-match logits; the score is the match
+    probability, as BLIP ranks with it. encode_image keeps the patch embeddings, encode_text the
+    token ids (as floats, exact below 2**24), so encoding and de-duplication stay as for dual
+    encoders; `match` scores explicit pairs (scoring.scores_of)."""
+
+    def __init__(self, model, pad_id):
+        super().__init__()
+        self.model, self.pad_id = model, pad_id
+
+    def encode_image(self, pixels, normalize=True):
+        return self.model.vision_model(pixel_values=pixels)[0]
+
+    def encode_text(self, ids, normalize=True):
+        return ids.float()
+
+    def match(self, image_embeds, text_ids):
+        ids = text_ids.round().long()
+        out = self.model.text_encoder(input_ids=ids, attention_mask=(ids != self.pad_id).long(),
+                                      encoder_hidden_states=image_embeds,
+                                      encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long,
+                                                                        device=image_embeds.device))[0]
+        return self.model.itm_head(out[:, 0, :]).softmax(dim=-1)[:, 1]
+
+
 def _text_length(config, family):
     text = getattr(config, "text_config", None)
     n = getattr(text, "max_position_embeddings", None)
@@ -57,8 +83,9 @@ def _text_length(config, family):
     return int(n)
 
 
-def load_hf(source):
-    """source: a hub id or a local directory -> (model, preprocess, tokenizer, description)."""
+def load_hf(source, head="contrastive"):
+    """source: a hub id or a local directory -> (model, preprocess, tokenizer, description).
+    head: contrastive (every family) or itm (BLIP's matching head: pair benchmarks only)."""
     from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
     config = AutoConfig.from_pretrained(source)
     family = config.model_type
@@ -84,4 +111,10 @@ def load_hf(source):
     def preprocess(img):
         return images(images=img.convert("RGB"), return_tensors="pt")["pixel_values"][0]
 
+    if head == "itm":
+        if family != "blip":
+            raise ValueError(f"hf-itm:{source}: an ITM head is BLIP's (model_type blip), this is {family!r}")
+        return HFBlipMatcher(model, tok.pad_token_id).eval(), preprocess, tokenizer, f"hf-itm:{source} (blip ITM)"
+    if head != "contrastive":
+        raise ValueError(f"hf head must be contrastive or itm, got {head!r}")
     return HFDualEncoder(model, family, tok.pad_token_id).eval(), preprocess, tokenizer, f"hf:{source} ({family})"
