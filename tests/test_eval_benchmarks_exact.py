@@ -177,3 +177,19 @@ def test_mmvp_vlm_matches_the_official_pair_rule(tmp_path, tiny):
     for t, hits in per.items():
         assert ours.metrics[f"{t}/acc"] == pytest.approx(100 * np.mean(hits))
     assert ours.metrics["avg/acc"] == pytest.approx(np.mean([100 * np.mean(h) for h in per.values()]))
+
+
+def test_cola_matches_its_multi_object_accuracy(tmp_path, tiny):
+    model, preprocess, tokenizer = tiny
+    opts = fx.write_cola(World(), tmp_path)
+    rng = np.random.default_rng(0)
+    for p in sorted(Path(opts["image_root"]).glob("*.jpg")):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(p, format="PNG")
+    ours = run_suite(build_one("cola", opts, batch_size=2), model, tokenizer, preprocess)
+    hits = []
+    for u1, c1, u2, c2 in json.load(open(opts["ann"])):
+        i1, i2 = (embed_image(model, preprocess, Path(opts["image_root"]) / u.split("/")[-1]) for u in (u1, u2))
+        t1, t2 = embed_text(model, tokenizer, c1), embed_text(model, tokenizer, c2)
+        p = [[float(i1 @ t1), float(i1 @ t2)], [float(i2 @ t1), float(i2 @ t2)]]
+        hits.append(p[0][0] > p[1][0] and p[1][1] > p[0][1])   # COLA's ColaMultiObjAcc
+    assert ours.metrics["acc"] == pytest.approx(100 * np.mean(hits))

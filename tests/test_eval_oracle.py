@@ -36,6 +36,7 @@ def suites(tmp_path, world):
         "karpathy": {"type": "retrieval", **fx.write_karpathy(world, tmp_path / "karpathy", n_images=12)},
         "zeroshot_suite": {"datasets": {"folder": zf, "wds": zw}},
         "mmvp_vlm": fx.write_mmvp(world, tmp_path / "mmvp"),
+        "cola": fx.write_cola(world, tmp_path / "cola"),
     }
 
 

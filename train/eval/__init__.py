@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from .aro import AroAttributionEvaluator, AroRelationEvaluator
 from .aro_order import AroOrderEvaluator
 from .base import RUNTIME, Evaluator
+from .cola import ColaEvaluator
 from .eqben import EqBenEvaluator
 from .mmvp import MmvpEvaluator
 from .retrieval import RetrievalEvaluator
@@ -26,7 +27,7 @@ from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
               AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator, EqBenEvaluator,
               SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator,
-              MmvpEvaluator)
+              MmvpEvaluator, ColaEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 

@@ -292,3 +292,19 @@ def write_mmvp(world, root, types=("Orientation and Direction", "Color and Appea
         w.writerow(["Question ID", "Type", "Statement"])
         w.writerows(rows)
     return {"root": str(root)}
+
+
+def write_cola(world, root, n=3):
+    """COLA's multi-object file: [image URL, caption, image URL, caption] lists; the images saved
+    under IMAGE_ROOT by their URL's file name."""
+    root = Path(root)
+    recs = []
+    for i in range(n):
+        c1, c2 = f"cola {i} square white plate and round blue cup", f"cola {i} round white plate and square blue cup"
+        names = [f"{2414600 + 2 * i}.jpg", f"{2414601 + 2 * i}.jpg"]
+        _save(world.image([c1]), root / "images" / names[0])
+        _save(world.image([c2]), root / "images" / names[1])
+        recs.append([f"https://cs-people.bu.edu/array/data/vg_gqa_images/{names[0]}", c1,
+                     f"https://cs-people.bu.edu/array/data/vg_gqa_images/{names[1]}", c2])
+    (root / "COLA_multiobjects_matching_benchmark.json").write_text(json.dumps(recs))
+    return {"ann": str(root / "COLA_multiobjects_matching_benchmark.json"), "image_root": str(root / "images")}
