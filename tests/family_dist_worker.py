@@ -4,7 +4,7 @@
 
 Every rank builds its slice of a deterministic global batch (ranks hold different numbers of
 pairs, set images, set captions and caption tokens), runs train.step.forward_losses through a
-DistributedDataParallel-wrapped tiny open_clip SigLIP or CoCa (float64), backpropagates, and
+DistributedDataParallel-wrapped tiny open_clip SigLIP, CoCa or LoRA-adapted CLIP (float64), backpropagates, and
 saves the rank-averaged logs and the parameter gradients. The test recomputes them in one
 process on the concatenated batch."""
 import os
@@ -39,7 +39,7 @@ def main():
     torch.set_num_threads(1)
     r = dist.get_rank()
     for case in FL.CASES:
-        model, tok = FL.make_model(FL.CASES[case][0])
+        model, tok = FL.make_case_model(case)
         ddp = torch.nn.parallel.DistributedDataParallel(model)
         torch.save(run_case(ddp, FL.rank_batch(case, r, tok), case), out / f"{case}_rank{r}.pt")
     dist.destroy_process_group()

@@ -18,6 +18,8 @@ CASES = {
     "siglip_sigmoid": ("siglip", {"hn_form": "sigmoid", "hn_weight": 0.5},
                        [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (3, 3)])]),
     "coca": ("coca", {"caption_weight": 2.0}, [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (3, 3)])]),
+    # LoRA adapters (rank 4, both towers) on a tiny CLIP: only the adapters get gradients
+    "clip_lora": ("clip", {}, [(3, [(3, 3), (4, 2)]), (5, [(2, 2), (3, 1), (3, 3)])]),
 }
 
 
@@ -25,6 +27,23 @@ def make_model(family, dtype=torch.float64):
     torch.manual_seed(0)
     model, _, _, tokenizer = models.create(MODELS[family])
     return model.to(dtype), tokenizer
+
+
+def make_case_model(case, dtype=torch.float64):
+    """The case's model; LoRA cases get adapters whose B is random (as after some training:
+    with B = 0 the gradient of A would be zero and prove nothing)."""
+    model, tok = make_model(CASES[case][0], dtype)
+    if case.endswith("_lora"):
+        from types import SimpleNamespace
+        from train import lora
+        lora.apply(model, SimpleNamespace(enabled=True, rank=4, alpha=8.0, dropout=0.0, targets=["attn", "mlp"],
+                                          towers=["image", "text"], layers=None))
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n.endswith(".B"):
+                    p.copy_(0.05 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model, tok
 
 
 def captions(keys):

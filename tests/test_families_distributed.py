@@ -1,4 +1,4 @@
-"""Tiny SigLIP and CoCa on two processes (torchrun, gloo, DDP, float64) give the same losses
+"""Tiny SigLIP, CoCa and a LoRA-adapted CLIP on two processes (torchrun, gloo, DDP, float64) give the same losses
 and parameter gradients as one process on the concatenated global batch; ranks hold
 different numbers of pairs, set items and caption tokens, so the count weighting is exercised."""
 import os
@@ -44,7 +44,7 @@ def test_ranks_really_are_uneven():
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(FL.CASES))
 def test_two_processes_equal_one_process(two_ranks, case):
-    model, tok = FL.make_model(FL.CASES[case][0])
+    model, tok = FL.make_case_model(case)
     logs, grads = run_case(model, FL.global_batch(case, tok), case)
     keys = ["loss/total", "loss/clip", "loss/hn_i2t", "loss/hn_t2i"] + (["loss/caption"] if case == "coca" else [])
     for r in range(2):
@@ -52,6 +52,8 @@ def test_two_processes_equal_one_process(two_ranks, case):
         for k in keys:
             assert _rel(rank_logs[k], logs[k]) < TOL, (k, float(rank_logs[k]), float(logs[k]))
         assert set(rank_grads) == set(grads) and len(grads) > 20
+        if case.endswith("_lora"):   # the frozen base gets no gradient, the adapters all do
+            assert all(n.endswith((".A", ".B")) for n in grads) and len(grads) == 2 * 4 * 4
         for n, g in grads.items():
             assert g.abs().max() > 0, n   # every weight is reached, so the comparison means something
             assert _rel(rank_grads[n], g) < TOL, (n, _rel(rank_grads[n], g))

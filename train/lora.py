@@ -93,8 +93,8 @@ def apply(model, cfg) -> int:
             for group in cfg.targets:
                 for path, pname in TARGETS[_class_path(block)][group]:
                     owner = block.get_submodule(path)
-                    out_f, in_f = getattr(owner, pname).shape
-                    delta = LoRADelta(out_f, in_f, cfg.rank, cfg.alpha).to(getattr(owner, pname).device)
+                    w = getattr(owner, pname)
+                    delta = LoRADelta(*w.shape, cfg.rank, cfg.alpha).to(device=w.device, dtype=w.dtype)
                     parametrize.register_parametrization(owner, pname, delta)
                     n_trainable += delta.A.numel() + delta.B.numel()
     return n_trainable
