@@ -36,6 +36,7 @@ def test_every_experiment_composes_into_its_own_run_dir(experiment):
 def test_every_debug_composes(debug):
     cfg = validate(compose([f"debug={debug}"]))
     assert cfg.optim.steps >= 1
+    assert cfg.run_dir == f"outputs/debug_{debug}"  # never a real run's directory
 
 
 def test_paper_preset_is_the_paper_recipe():

@@ -74,7 +74,7 @@ def test_installed_train_runs_one_debug_step_from_an_empty_dir(installed, tiny_d
                         "eval.benchmarks=[]", f"data.root={tiny_data}"],
                        cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    run = cwd / "outputs" / "default"     # run_dir is relative to where the user stands
+    run = cwd / "outputs" / "debug_one_step"     # run_dir is relative to where the user stands
     assert (run / "config.yaml").is_file()
     assert (run / "final" / "hnclip-tiny.json").is_file() and (run / "final" / "open_clip_pytorch_model.bin").is_file()
     # and the evaluation commands find their eval configs inside the package
