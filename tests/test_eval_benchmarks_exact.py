@@ -193,3 +193,27 @@ def test_cola_matches_its_multi_object_accuracy(tmp_path, tiny):
         p = [[float(i1 @ t1), float(i1 @ t2)], [float(i2 @ t1), float(i2 @ t2)]]
         hits.append(p[0][0] > p[1][0] and p[1][1] > p[0][1])   # COLA's ColaMultiObjAcc
     assert ours.metrics["acc"] == pytest.approx(100 * np.mean(hits))
+
+
+def test_crepe_recall_at_1_on_the_box_crop_matches_plain_loops(tmp_path, tiny):
+    import ast
+    model, preprocess, tokenizer = tiny
+    opts = fx.write_crepe(World(), tmp_path)
+    rng = np.random.default_rng(0)
+    for p in sorted(tmp_path.rglob("*.jpg")):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(p, format="PNG")
+    ours = run_suite(build_one("crepe", opts, batch_size=4), model, tokenizer, preprocess)
+    for name, path in opts["files"].items():
+        hits = []
+        for r in csv.DictReader(open(path)):
+            img = next((Path(d) / f"{r['image_id']}.jpg" for d in opts["image_root"]
+                        if (Path(d) / f"{r['image_id']}.jpg").is_file()), None)
+            if img is None:
+                continue
+            x, y, w, h = (float(r[k]) for k in ("x", "y", "width", "height"))
+            crop = Image.open(img).convert("RGB").crop((x, y, x + w, y + h))
+            with torch.no_grad():
+                e = model.encode_image(preprocess(crop)[None], normalize=True)[0]
+            s = [float(embed_text(model, tokenizer, c) @ e) for c in [r["caption"], *ast.literal_eval(r["hard_negs"])]]
+            hits.append(all(s[0] > v for v in s[1:]))
+        assert ours.metrics[f"{name}/acc"] == pytest.approx(100 * np.mean(hits))

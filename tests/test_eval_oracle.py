@@ -37,6 +37,7 @@ def suites(tmp_path, world):
         "zeroshot_suite": {"datasets": {"folder": zf, "wds": zw}},
         "mmvp_vlm": fx.write_mmvp(world, tmp_path / "mmvp"),
         "cola": fx.write_cola(world, tmp_path / "cola"),
+        "crepe": fx.write_crepe(world, tmp_path / "crepe"),
     }
 
 
@@ -98,6 +99,18 @@ def test_aro_relation_macro_counts_relations_but_not_symmetric_ones(tmp_path):
     assert res.counts["groups_kept"] == 2
     res = res.metrics
     assert res["macro/acc"] == 50.0 and res["micro/acc"] == pytest.approx(100 * 4 / 8)
+
+
+def test_crepe_skips_missing_images_and_parses_only_literals(tmp_path):
+    world = World()
+    opts = fx.write_crepe(world, tmp_path)
+    res = run(build_one("crepe", opts), ToyEncoder(world))
+    assert res.counts["skipped_missing_image"] == 2 and res.counts["items"] == 6
+    assert res.metrics == {"swap_4/acc": 100.0, "negate_4/acc": 100.0, "avg/acc": 100.0}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image_id,x,y,width,height,caption,hard_negs\n101,0,0,4,4,a cap,__import__('os').getcwd()\n")
+    with pytest.raises(ValueError, match="not a list literal"):
+        build_one("crepe", {"files": {"bad": str(bad)}, "image_root": opts["image_root"]})
 
 
 def test_aro_scores_the_box_crop_not_the_whole_image(tmp_path):

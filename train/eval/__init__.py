@@ -12,6 +12,7 @@ from .aro import AroAttributionEvaluator, AroRelationEvaluator
 from .aro_order import AroOrderEvaluator
 from .base import RUNTIME, Evaluator
 from .cola import ColaEvaluator
+from .crepe import CrepeEvaluator
 from .eqben import EqBenEvaluator
 from .mmvp import MmvpEvaluator
 from .retrieval import RetrievalEvaluator
@@ -27,7 +28,7 @@ from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
               AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator, EqBenEvaluator,
               SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator,
-              MmvpEvaluator, ColaEvaluator)
+              MmvpEvaluator, ColaEvaluator, CrepeEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 

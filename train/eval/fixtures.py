@@ -308,3 +308,36 @@ def write_cola(world, root, n=3):
                      f"https://cs-people.bu.edu/array/data/vg_gqa_images/{names[1]}", c2])
     (root / "COLA_multiobjects_matching_benchmark.json").write_text(json.dumps(recs))
     return {"ann": str(root / "COLA_multiobjects_matching_benchmark.json"), "image_root": str(root / "images")}
+
+
+def write_crepe(world, root, per_file=3):
+    """CREPE's productivity CSVs (image_id, x, y, width, height, caption, hard_negs as a list
+    literal); Visual Genome ids split over two folders as VG_100K / VG_100K_2; the captioned
+    content sits in the box, the rest of the image is another image's colour (so scoring the
+    uncropped image breaks the oracle); one row's image is missing (skipped and counted)."""
+    import csv
+    root = Path(root)
+    files, iid = {}, 100
+    for kind in ("swap", "negate"):
+        rows = []
+        for i in range(per_file + 1):
+            cap = f"crepe {kind} {i} a man on a horse in a field"
+            negs = [f"crepe {kind} {i} negative {j}" for j in range(3)]
+            if i < per_file:
+                inner = world.image([cap])
+                outer_id = len(world.image_tags)
+                world.image([f"crepe background {kind} {i}"])
+                canvas = Image.new("RGB", (40, 40), colour(outer_id))
+                canvas.paste(inner.resize((16, 12)), (10, 20))
+                _save(canvas, root / ("VG_100K" if i % 2 else "VG_100K_2") / f"{iid}.jpg")
+            rows.append({"image_id": iid, "x": 10, "y": 20, "width": 16, "height": 12, "caption": cap,
+                         "hard_negs": repr(negs)})
+            iid += 1
+        path = root / "prod_hard_negatives" / kind / f"prod_vg_hard_negs_{kind}_complexity_4.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        files[f"{kind}_4"] = str(path)
+    return {"files": files, "image_root": [str(root / "VG_100K"), str(root / "VG_100K_2")]}
