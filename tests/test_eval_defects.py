@@ -2,7 +2,6 @@
 files beside each benchmark's own scoring code. Each fails on the code before the fix."""
 import json
 import os
-import pickle
 
 import numpy as np
 import pytest
