@@ -168,8 +168,10 @@ class StepStream(IterableDataset):
 
 def make_loader(spec: StepSpec, preprocess, tokenizer, workers: int, start_step: int = 0):
     ds = StepStream(spec, preprocess, tokenizer, start_step)
+    from ..signals import ignore_in_worker  # a job-wide SIGTERM/USR1 is the trainer's to handle
     return DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=False,
-                      prefetch_factor=4 if workers else None, pin_memory=False)
+                      prefetch_factor=4 if workers else None, pin_memory=False,
+                      worker_init_fn=ignore_in_worker)
 
 
 def spec_from_config(data_cfg, seed: int, rank: int, world: int) -> StepSpec:
