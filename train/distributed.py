@@ -121,10 +121,9 @@ def broadcast_int(value: int, device="cpu") -> int:
     return int(t.item())
 
 
-# What torch raises when a collective meets a dead, stopped or unreachable peer (gloo and
-# NCCL word it differently; DistBackendError is a RuntimeError)
-_COLLECTIVE_FAILURE = ("timed out", "timeout", "connection closed by peer", "connection reset",
-                       "broken pipe", "socket", "nccl")
+# What torch raises when a collective meets a dead, stopped or unreachable peer: a DistError
+# (DistBackendError, DistNetworkError, ...), or a RuntimeError from inside the backend
+_BACKENDS = ("gloo", "nccl")
 
 
 def lost_ranks_after(error, wait_s: float = 10.0):
@@ -134,8 +133,9 @@ def lost_ranks_after(error, wait_s: float = 10.0):
     if not is_initialized() or world_size() == 1:
         return None
     text = str(error).lower()
-    if not (isinstance(error, getattr(dist, "DistError", RuntimeError)) or
-            (isinstance(error, RuntimeError) and any(k in text for k in _COLLECTIVE_FAILURE))):
+    dist_error = getattr(dist, "DistError", None)
+    if not ((dist_error is not None and isinstance(error, dist_error)) or
+            (isinstance(error, RuntimeError) and any(k in text for k in _BACKENDS))):
         return None
     try:
         from datetime import timedelta
