@@ -53,8 +53,9 @@ def pretrained_problem(name: str, pretrained: Optional[str]) -> Optional[str]:
 
 
 def uses_quick_gelu(model: torch.nn.Module) -> bool:
-    """What the built network actually runs (not what a config claims)."""
-    return any(isinstance(m, QuickGELU) for m in model.modules())
+    """What the built network actually runs (not what a config claims). By class name, so a
+    timm image tower's own QuickGELU counts as well as open_clip's."""
+    return any(isinstance(m, QuickGELU) or type(m).__name__ == "QuickGELU" for m in model.modules())
 
 
 def create(name: str, pretrained=None, precision: str = "fp32"):
