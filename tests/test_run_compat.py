@@ -50,9 +50,11 @@ def cfg_dict(*overrides):
 def test_differences_split_blocking_from_allowed():
     saved = cfg_dict()
     blocking, allowed = run_compat.differences(saved, cfg_dict("optim.steps=900", "data.workers=4",
-                                                               "eval.every_steps=7", "checkpoint.keep_last=5"))
+                                                               "eval.every_steps=7", "checkpoint.keep_last=5",
+                                                               "run_name=renamed", "run_dir=outputs/default"))
     assert blocking == []
-    assert [k for k, _, _ in allowed] == ["checkpoint.keep_last", "data.workers", "eval.every_steps", "optim.steps"]
+    assert [k for k, _, _ in allowed] == ["checkpoint.keep_last", "data.workers", "eval.every_steps", "optim.steps",
+                                          "run_name"]
     for override, key in (("model.precision=bf16", "model.precision"), ("optim.warmup_steps=3", "optim.warmup_steps"),
                           ("data.pairs_per_step=8", "data.pairs_per_step"), ("seed=4", "seed"),
                           ("loss.hn_negatives=set", "loss.hn_negatives"),
