@@ -42,12 +42,14 @@ EXTRA_ARMS = ("vit_ours_mem", "vitl_ours_mem")
 
 def arm_params(name, a, run_dir):
     vit = name.startswith("vit")
-    p = {"model": a.vitl_model if name.startswith("vitl_") else a.vit_model if vit else a.model, "precision": "bf16" if vit else a.precision,
-         "pairs": (a.vitl_batch or a.vit_batch // 2) if name.startswith("vitl_") else a.vit_batch if vit else a.batch, "set_items": a.set_items if "sets" in name else 0,
+    big = name.startswith("vitl_")
+    p = {"model": a.vitl_model if big else a.vit_model if vit else a.model,
+         "precision": "bf16" if vit else a.precision,
+         "pairs": (a.vitl_batch or a.vit_batch // 2) if big else a.vit_batch if vit else a.batch,
+         "set_items": a.set_items if "sets" in name else 0,
          "workers": a.workers, "data_root": a.data, "run_dir": str(run_dir), "decode": a.decode,
          "mode": "memory" if name.endswith("_mem") else "data",
-         "parts_reps": 0 if (vit and a.device == "cpu") or name.endswith("_mem") else a.parts_reps,
-         "device": a.device}
+         "parts_reps": 0 if name.endswith("_mem") else a.parts_reps, "device": a.device}
     warmup, steps = (a.vit_warmup, a.vit_steps) if vit else (a.warmup, a.steps)
     p.update(warmup=warmup, steps=warmup + steps)
     p["pairs_urls"] = f"{a.data}/pairs/pairs-{{000000..{a.pair_shards - 1:06d}}}.tar"

@@ -32,7 +32,8 @@ def test_cpu_dry_run_runs_every_step_and_reports(tmp_path):
     assert res["dry_run"] and res["tests"]["passed"] and "passed" in res["tests"]["summary"]
     arms = res["train"]["arms"]
     assert set(arms) == {"vit_ours", "vit_open_clip"} and all(a["samples_per_s"] > 0 for a in arms.values())
-    assert arms["vit_ours"]["flops_per_step"] > 0 and "parts" in arms["vit_ours"]
+    assert arms["vit_ours"]["flops_per_step"] > 0
+    assert set(arms["vit_ours"]["parts"]) == {"encode_pairs", "encode_sets", "loss", "backward", "optimizer"}
     assert "vit_ours / vit_open_clip (target >= 1.25)" in res["train"]["ratios"]
     assert res["compute_only"]["arms"]["vit_ours_mem"]["samples_per_s"] > 0
     row = res["loader"]["by_source_px"][0]
