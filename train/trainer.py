@@ -19,7 +19,8 @@ from . import models
 from . import signals
 from . import text_trim
 from .accumulate import accumulated_passes
-from .config import to_yaml
+from . import run_compat
+from .config import batch_summary, to_yaml
 from .data.steps import make_loader, spec_from_config
 from .data import jpeg
 from .eval import build_evaluators
@@ -104,6 +105,8 @@ class Trainer:
         self.cfg = cfg
         self.stop_signal = None
         self._install_signals()  # early: a SLURM warning during start-up must not be lost
+        # before anything in the run directory is touched (every rank reads, all fail alike)
+        resume_note = run_compat.check(cfg, cfg.run_dir, bool(ckpt.checkpoints(cfg.run_dir)))
         self.acc = make_accelerator(cfg)
         self.device = self.acc.device
         self.rank, self.world = D.rank(), D.world_size()
@@ -114,6 +117,9 @@ class Trainer:
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         if self.is_main:
+            print(f"[hnclip] {batch_summary(cfg, self.world)}", flush=True)
+            if resume_note:
+                print(f"[hnclip] {resume_note}", flush=True)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
         D.barrier()

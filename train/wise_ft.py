@@ -3,7 +3,7 @@ evaluated over a sweep of alpha, so a user can pick the trade-off between fine-g
 zero-shot scores.
 
     python -m train.wise_ft outputs/default --alphas 0 0.25 0.5 0.75 1
-    python -m train.wise_ft outputs/paper --initial-model ViT-B-32 --initial-pretrained openai
+    python -m train.wise_ft outputs/paper --initial-model ViT-B-32-quickgelu --initial-pretrained openai
 
 The initial weights default to the run's own start (its pretrained weights, or the seeded random
 init). Writes <out>/wise_ft.{json,md,png} (default out: RUN/wise_ft)."""

@@ -11,6 +11,8 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from train.config import conf_dir
+
 from . import report, scenes
 from .features import load_backbone, parse_layers
 from .refs import load_refs
@@ -95,7 +97,7 @@ def probe(cfg: DictConfig):
     return doc
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="probe")
+@hydra.main(version_base="1.3", config_path=conf_dir(), config_name="probe")  # conf/, checkout or wheel
 def main(cfg: DictConfig):
     probe(cfg)
 
