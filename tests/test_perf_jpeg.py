@@ -75,3 +75,39 @@ def test_tensor_decode_keeps_exact_resume_and_skip_counts(tiny_data):
         assert a["skipped"] == b["skipped"]
         assert torch.equal(a["pairs"]["tokens"], b["pairs"]["tokens"])   # the same samples
         assert (a["pairs"]["images"] - b["pairs"]["images"]).abs().mean() < 2e-3
+
+
+def test_tensor_decode_skips_and_counts_the_same_bad_images(tmp_path):
+    # decoding stays PIL's, so a truncated JPEG is skipped and counted in both modes, and a
+    # resumed tensor-mode loader replays past it to the same samples
+    import open_clip
+    from hn_data.set_format import TarWriter, write_pair, write_stats
+    from train.data import shards as S
+    from train.data.steps import StepSpec, StreamSpec, make_loader
+    w = TarWriter(tmp_path / "pairs-000000.tar")
+    for i in range(40):
+        key = f"{i:04d}"
+        if i % 7 == 3:
+            good = tmp_path / "x.jpg"
+            _photo(80, 80, i).save(good, "JPEG")
+            w.add(f"{key}.jpg", good.read_bytes()[:300])   # truncated: PIL cannot decode it
+            w.add(f"{key}.txt", f"broken {i}".encode())
+        else:
+            write_pair(w, key, _photo(80, 80, i), f"picture {i}")
+    w.close()
+    write_stats(tmp_path / "pairs-000000.tar", 40)
+    pil_t = open_clip.image_transform(64, is_train=True)
+    tok = open_clip.get_tokenizer("ViT-B-32")
+
+    def steps(pre, start, n):
+        spec = StepSpec(StreamSpec([S.expand(str(tmp_path / "pairs-000000.tar"))], [1.0], shuffle_buffer=8),
+                        pairs_per_step=6, seed=2)
+        return list(itertools.islice(iter(make_loader(spec, pre, tok, 0, start)), n))
+    fast = jpeg.for_decode("tensor", pil_t)
+    ref, run, resumed = steps(pil_t, 0, 5), steps(fast, 0, 5), steps(fast, 3, 2)
+    assert sum(s["skipped"].get("undecodable_image", 0) for s in ref) > 0
+    assert [s["skipped"] for s in run] == [s["skipped"] for s in ref]
+    for a, b in zip(run, ref):
+        assert torch.equal(a["pairs"]["tokens"], b["pairs"]["tokens"])
+    for a, b in zip(run[3:], resumed):
+        assert torch.equal(a["pairs"]["images"], b["pairs"]["images"])
