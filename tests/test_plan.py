@@ -43,7 +43,7 @@ def test_command_prints_the_table_and_what_fits():
     out = r.stdout
     assert "986.1 M parameters, 986.1 M trainable" in out
     assert "| DDP | off | 1 |" in out and "| ZeRO-3 | on | 1 |" in out
-    assert "first that fits" in out
+    assert "then least communication): DDP, checkpointing on, optim.accum_steps=1" in out
 
 
 def test_lora_and_sharding_shrink_the_states():

@@ -127,6 +127,13 @@ def options(facts, images, captions, pairs, bf16, world, gpu_gib):
     return rows
 
 
+def _cost(r):
+    """Encoder passes per step (checkpointing recomputes each forward once; feature-cached
+    accumulation over k micro-batches runs k + 1), then the less communication-heavy setup."""
+    passes = (r["accum"] + 1 if r["accum"] > 1 else 1) * (2 if r["checkpointing"] else 1)
+    return passes, r["zero"]
+
+
 def _name(zero):
     return "DDP" if zero == 0 else f"ZeRO-{zero}"
 
@@ -154,9 +161,9 @@ def report(cfg, world: int, gpu_gib: float) -> str:
             lines.append(f"| {_name(r['zero'])} | {'on' if r['checkpointing'] else 'off'} | {r['accum']} | "
                          + " | ".join(f"{r[k] / GIB:.2f}" for k in ("params", "grads", "optimizer", "activations", "total"))
                          + f" | {'yes' if r['fits'] else 'no'} |")
-    best = next((r for r in rows if r["fits"]), None)
+    best = min((r for r in rows if r["fits"]), key=_cost, default=None)
     lines.append("")
-    lines.append("first that fits (DDP before ZeRO, no checkpointing before checkpointing, no accumulation first): " +
+    lines.append("cheapest that fits (fewest encoder passes, then least communication): " +
                  (f"{_name(best['zero'])}, checkpointing {'on' if best['checkpointing'] else 'off'}, "
                   f"optim.accum_steps={best['accum']} ({best['total'] / GIB:.1f} GiB)" if best else
                   "nothing: lower data.pairs_per_step / data.set_items_per_step, use more GPUs or LoRA"))
