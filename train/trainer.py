@@ -129,6 +129,9 @@ class Trainer:
         models.lock_towers(model, m)
         # adapters only (frozen base) when model.lora.enabled; before the optimizer sees requires_grad
         self.lora_params = lora.apply(model, m.lora)
+        if self.lora_params and self.deepspeed:
+            raise ValueError("model.lora.enabled with DeepSpeed is not supported (its engine checkpoints and "
+                             "exports the full model); LoRA states are small enough for DDP")
         # the text tower runs only as long as the step's longest caption (same result, less work)
         self.trim_text = text_trim.enable(model)
         if self.deepspeed:
