@@ -31,7 +31,7 @@ def _bytes(img, fmt="PNG", **kw):
 
 
 def photo(rng, size=64):
-    """A smooth random picture (dHash, like photos, has structure to find)."""
+    """A smooth random picture (a hash, like photos, has structure to find)."""
     small = rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)
     return Image.fromarray(small).resize((size, size), Image.BICUBIC)
 
@@ -81,3 +81,34 @@ def test_reports_overlap_between_training_shards_and_a_benchmark(tmp_path):
     shown = [e for e in r["examples"] if "distance" in e]
     assert shown[0]["benchmark"].endswith(files[0]) and shown[0]["training"].endswith(":000.jpg")
     assert json.loads(out.read_text())["benchmarks"]["sugarcrepe"]["text_matches"] == 2
+
+
+def test_a_hash_match_with_different_pixels_is_not_a_match(tmp_path):
+    """Among many flat, one-object images a different image can fall within the hash radius;
+    the pixel check must reject what the hash alone would report. An image and its blend with
+    another picture: near in hash (the radius is set to reach it), far in pixels."""
+    rng = np.random.default_rng(2)
+    a, c = (np.asarray(photo(rng), dtype=np.float64) for _ in range(2))
+    bench = Image.fromarray(a.astype(np.uint8))
+    other = Image.fromarray((0.75 * a + 0.25 * c).astype(np.uint8))
+    radius = bin(cc.phash(bench) ^ cc.phash(other)).count("1")
+    assert 0 < radius < 16
+    _tar(tmp_path / "train-0.tar", [("t.png", _bytes(other)), ("t.txt", b"x")])
+    images, _, _ = cc.index_training([str(tmp_path / "train-0.tar")], radius)
+    h = cc.phash(bench)
+    assert images.near(h) is not None                       # the hash alone says "same"
+    assert cc.confirm(images, bench, h, 4.0) is None         # the pixels say no
+    assert cc.confirm(images, bench, h, 255.0) is not None   # (and that check is what decided)
+
+
+def test_benchmarks_holding_images_in_memory(tmp_path):
+    """Pair-shard retrieval keeps decoded images, not paths: they are hashed too."""
+    rng = np.random.default_rng(1)
+    shared = photo(rng)
+    _tar(tmp_path / "bench-0.tar", [("a.png", _bytes(shared)), ("a.txt", b"A red kite."),
+                                    ("b.png", _bytes(photo(rng))), ("b.txt", b"two dogs")])
+    _tar(tmp_path / "train-0.tar", [("x.jpg", _bytes(shared, "JPEG", quality=90)), ("x.txt", b"a red kite")])
+    conf = tmp_path / "eval.yaml"
+    conf.write_text(yaml.safe_dump({"benchmarks": ["retrieval"], "suites": {"retrieval": {"urls": str(tmp_path / "bench-0.tar")}}}))
+    r = cc.main(["--train", str(tmp_path / "train-0.tar"), "--eval", str(conf)])["benchmarks"]["retrieval"]
+    assert (r["images"], r["image_matches"], r["texts"], r["text_matches"]) == (2, 1, 2, 1)
