@@ -63,6 +63,12 @@ def test_differences_split_blocking_from_allowed():
         assert [k for k, _, _ in blocking] == [key], override
 
 
+def test_fewer_steps_is_not_an_extension():
+    # the README's `optim.steps=50` after a 300-step run would train nothing and relabel the weights
+    blocking, _ = run_compat.differences(cfg_dict(), cfg_dict("optim.steps=50"))
+    assert blocking == [("optim.steps", 300, 50)]
+
+
 def test_global_batch_compares_the_global_key_not_the_per_rank_share():
     saved = cfg_dict("data.global_pairs_per_step=64")
     saved["data"]["pairs_per_step"] = 32      # as written by a 2-rank run

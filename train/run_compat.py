@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from .config import ConfigError
 
 # Keys (or key prefixes ending in '.') whose change a resume accepts. Extending optim.steps
-# continues the run (the schedule's horizon moves with it, as a requeued job expects); the
+# (never shortening it) continues the run (the schedule's horizon moves with it, as a requeued job expects); the
 # rest only change when things are logged, evaluated or saved, or how fast data is read
 # (run_name differs here only when run_dir is given explicitly: the directory is the same).
 ALLOWED = ("optim.steps", "optim.max_nonfinite_in_row", "logger.", "eval.", "checkpoint.every_steps",
@@ -59,7 +59,9 @@ def differences(saved: dict, now: dict):
         old, new = a.get(key), b.get(key)
         if old == new or _ignored(key, b):
             continue
-        (allowed if _allowed(key) else blocking).append((key, old, new))
+        # fewer steps than the run was set up for would train nothing and relabel the weights
+        shrinks = key == "optim.steps" and isinstance(old, int) and isinstance(new, int) and new < old
+        (allowed if _allowed(key) and not shrinks else blocking).append((key, old, new))
     return blocking, allowed
 
 
