@@ -3,8 +3,8 @@ near-identical images and identical captions. Fine-tuning on COCO and testing on
 benchmarks (SugarCrepe, ARO, VALSE's foil-it, the Karpathy test split) mixes splits easily;
 this says how much, before the numbers are believed.
 
-    python -m train.eval.contamination --train 'data/default/pairs/pairs-{00000..00007}.tar' \\
-        --train 'data/default/sets/sets-{00000..00007}.tar' --eval full [--benchmarks sugarcrepe] \\
+    python -m train.eval.contamination --train 'data/default/pairs/pairs-{000000..000007}.tar' \\
+        --train 'data/default/sets/sets-{000000..000007}.tar' --eval full [--benchmarks sugarcrepe] \\
         [--max-distance 6] [--out report.json] [suites.sugarcrepe.root=...]
 
 Training shards: pair shards (KEY.jpg/png/webp + KEY.txt) and candidate-set shards (KEY.json
