@@ -9,7 +9,9 @@
     so nothing downstream has to guess which numbers are scores.
 
 The model is any object with encode_image(pixels, normalize=True) and encode_text(tokens,
-normalize=True): open_clip models, and the adapters in train/eval/adapters/ for the rest."""
+normalize=True): open_clip models, and the adapters in train/eval/adapters/ for the rest. A
+cross-encoder also has match(images, texts) -> one score per pair, which scoring.scores_of then
+uses instead of dot products."""
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List
