@@ -117,6 +117,11 @@ def test_lora_run_checkpoints_adapters_only_and_resumes_exactly(tiny_data, tmp_p
     # the export holds merged plain weights under open_clip's own names
     final = torch.load(run / "final" / "open_clip_pytorch_model.bin", weights_only=True)
     assert not any("parametrizations" in k for k in final)
+    # the evaluation commands load the adapters-only checkpoint as the merged model
+    from train.eval.load import load
+    m, _, tok, _ = load(checkpoint=str(ckpt.latest(run)))
+    plain = {k: v for k, v in m.state_dict().items()}
+    assert set(plain) == set(final) and all(torch.equal(plain[k], final[k]) for k in final)
     base, _ = FL.make_model("clip", torch.float32)
     changed = [k for k, v in base.state_dict().items() if not torch.equal(v, final[k])]
     assert changed and all(k.endswith(("in_proj_weight", "out_proj.weight", "c_fc.weight", "c_proj.weight"))

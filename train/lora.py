@@ -149,6 +149,22 @@ def load_checkpoint_state(model, state: dict, source="the checkpoint"):
             params[n].copy_(v)
 
 
+def holds_adapters(state: dict) -> bool:
+    return "__lora_base_fingerprint__" in state
+
+
+def load_adapted(run_cfg, state: dict, source="the checkpoint"):
+    """A LoRA run's checkpoint as a plain (merged) model: the frozen base rebuilt exactly as
+    the trainer built it (same seed before models.create), the adapters loaded, then merged."""
+    import torch as _torch
+    from . import models
+    _torch.manual_seed(run_cfg.seed)
+    model = models.create(run_cfg.model.name, run_cfg.model.pretrained)[0]
+    apply(model, run_cfg.model.lora)
+    load_checkpoint_state(model, state, source=str(source))
+    return merged(model)
+
+
 def merged(model):
     """A copy with every adapter folded into its weight (W + scale * B @ A, computed as the
     parametrized forward computes it): a plain open_clip model. The model itself if none."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from train import models
+from train import lora, models
 
 
 def load_weights(file):
@@ -60,7 +60,10 @@ def load(checkpoint=None, model=None, pretrained=None):
         if not isinstance(state, dict) or "model" not in state:
             raise ValueError(f"{path / 'trainer.pt'}: no 'model' state in this checkpoint (a DeepSpeed run? "
                              "evaluate its RUN/final export instead)")
-        m.load_state_dict(state["model"])
+        if lora.holds_adapters(state["model"]):   # a LoRA run: adapters only, on the run's own base
+            m = lora.load_adapted(cfg, state["model"], source=path / "trainer.pt")
+        else:
+            m.load_state_dict(state["model"])
         return m.eval(), pre, tok, str(path)
     raise FileNotFoundError(f"{checkpoint}: not a run dir, an export dir (open_clip_config.json) "
                             "or a trainer checkpoint (trainer.pt)")
