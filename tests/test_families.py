@@ -188,3 +188,14 @@ def test_random_init_coca_has_every_weight_initialised():
     p = projections[0]
     assert torch.equal(projections[0], projections[1])                 # seeded, so reproducible
     assert abs(float(p.std()) / m.text_decoder.width ** -0.5 - 1) < 0.1  # the scale open_clip intends
+
+
+@pytest.mark.parametrize("name,family", [("ViT-B-32", "clip"), ("ViT-L-14-quickgelu", "clip"),
+                                         ("ViT-B-16-SigLIP", "siglip"), ("ViT-B-16-SigLIP2", "siglip"),
+                                         ("ViT-SO400M-14-SigLIP", "siglip"), ("coca_ViT-B-32", "coca")])
+def test_open_clips_own_members_are_detected(name, family):
+    # built on the meta device: the real architectures, no weights, no download
+    import open_clip
+    with torch.device("meta"):
+        m = open_clip.create_model(name, device="meta")
+    assert families.detect(m) == family
