@@ -6,7 +6,7 @@ import torch
 
 from . import distributed as D
 from . import families, objectives
-from .losses import NonFiniteFeatures, SetIndex, check_set_index, clip_loss, hn_loss, set_diagnostics
+from .losses import NonFiniteFeatures, SetIndex, check_set_index, set_diagnostics
 
 
 def gather_set_index(sets, counts, device):
