@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -218,13 +219,12 @@ class Trainer:
             if self.deepspeed:
                 self.acc.save_state(str(tmp / "engine"))
         self._save_phase(write_parts, tmp)
-        if self.is_main:
-            known = rng_entry  # rank 0's own file is hashed as written; the others' are read back
-            self._save_phase(lambda: print(f"[hnclip] checkpoint "
-                                           f"{ckpt.commit(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last, known)}",
-                                           flush=True), tmp)
-        else:
-            self._save_phase(lambda: None, tmp)
+
+        def commit():
+            if self.is_main:  # rank 0's own RNG file is hashed as written; the others' are read back
+                path = ckpt.commit(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last, rng_entry)
+                print(f"[hnclip] checkpoint {path}", flush=True)
+        self._save_phase(commit, tmp)
 
     def _save_phase(self, fn, tmp):
         error = None
@@ -234,7 +234,6 @@ class Trainer:
             error = e
         if D.any_rank(error is not None, self.device):
             if self.is_main:
-                import shutil
                 shutil.rmtree(tmp, ignore_errors=True)
             if error is not None:
                 raise error
