@@ -18,7 +18,6 @@ odd ones - by construction, not by chance."""
 import argparse
 import io
 import json
-import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from tqdm import tqdm
 
 from .concepts import SUBSETS, build
 from .set_format import TarWriter, write_set
+from .tar_io import local_samples
 from .spec_layout import write_spec
 
 SPLITS = {"train": 0, "heldout": 1}
@@ -152,15 +152,13 @@ def read_sets(tar_path):
     """Yield the sets of one shard written by write_set (json + PNG members), in key order."""
     from PIL import Image
     groups = {}
-    with tarfile.open(tar_path) as tar:
-        for m in tar.getmembers():
-            key, _, rest = m.name.partition(".")
-            data = tar.extractfile(m).read()
-            g = groups.setdefault(key, [None, {}])
-            if rest == "json":
+    for key, sample in local_samples(tar_path):
+        g = groups.setdefault(key, [None, {}])
+        for ext, data in sample.items():
+            if ext == "json":
                 g[0] = json.loads(data)
             else:
-                g[1][int(rest.split(".")[0])] = Image.open(io.BytesIO(data)).convert("RGB")
+                g[1][int(ext.split(".")[0])] = Image.open(io.BytesIO(data)).convert("RGB")
     for key in sorted(groups):
         rec, images = groups[key]
         if rec is None:

@@ -8,9 +8,10 @@
 Captions not named by any image are text-only hard negatives (NegCLIP-style data)."""
 import io
 import json
-import tarfile
 import time
 from pathlib import Path
+
+from .tar_io import TarWriter
 
 
 def validate_record(rec: dict, n_images: int, where: str):
@@ -27,25 +28,6 @@ def validate_record(rec: dict, n_images: int, where: str):
         raise ValueError(f"{where}: two images point at the same caption {links}")
     if any(not isinstance(c, str) or not c.strip() for c in caps):
         raise ValueError(f"{where}: empty caption in {caps!r}")
-
-
-class TarWriter:
-    """Writes tar members atomically: the shard appears under its name only when complete."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        self.tar = tarfile.open(self.tmp, "w")
-
-    def add(self, name: str, data: bytes):
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0  # reproducible shards
-        self.tar.addfile(info, io.BytesIO(data))
-
-    def close(self):
-        self.tar.close()
-        self.tmp.replace(self.path)
 
 
 def png_bytes(img) -> bytes:

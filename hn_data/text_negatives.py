@@ -19,10 +19,11 @@ perturbed captions as text-only hard negatives; meta.negative_kinds tags each on
 import argparse
 import json
 import re
-import tarfile
 from pathlib import Path
 
 import numpy as np
+
+from .tar_io import local_samples
 
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 SPATIAL = {"left": "right", "right": "left", "above": "below", "below": "above", "top": "bottom",
@@ -192,11 +193,8 @@ def negatives_for(caption, rng, n):
 def _read_pairs(tar_path):
     """(key, jpg bytes, caption) of one img2dataset shard; members missing either are skipped."""
     groups = {}
-    with tarfile.open(tar_path) as tar:
-        for m in tar.getmembers():
-            key, _, ext = m.name.partition(".")
-            if ext in ("jpg", "txt"):
-                groups.setdefault(key, {})[ext] = tar.extractfile(m).read()
+    for key, sample in local_samples(tar_path):
+        groups.setdefault(key, {}).update({e: d for e, d in sample.items() if e in ("jpg", "txt")})
     for key in sorted(groups):
         g = groups[key]
         if "jpg" in g and "txt" in g:
@@ -204,9 +202,8 @@ def _read_pairs(tar_path):
 
 
 def main(argv=None):
-    from braceexpand import braceexpand
-
     from .set_format import TarWriter, validate_record
+    from .tar_io import expand
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", required=True, help="brace-expandable list of img2dataset shards")
     ap.add_argument("--out", required=True)
@@ -216,7 +213,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stats = {"sets": 0, "skipped_no_negative": 0, "kinds": {k: 0 for k in KINDS}}
-    for s, path in enumerate(braceexpand(args.pairs)):
+    for s, path in enumerate(expand(args.pairs)):
         w = TarWriter(out / f"sets-{s:06d}.tar")
         for key, jpg, cap in _read_pairs(path):
             rng = np.random.default_rng(np.random.SeedSequence([args.seed, s, int.from_bytes(key.encode()[-8:], "little")]))

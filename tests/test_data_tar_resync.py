@@ -9,7 +9,7 @@ import pytest
 
 from data_lib import corrupt_header, img2dataset_shard
 from train.data.samples import raw_samples
-from train.data.tar_blocks import NotATar, Truncated, tar_members
+from hn_data.tar_io import NotATar, Truncated, tar_members
 
 
 def captions(samples):

@@ -8,9 +8,9 @@ import warnings
 
 from PIL import Image
 
-from .image_modes import to_rgb
+from hn_data.tar_io import IMAGE_EXTS
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+from .image_modes import to_rgb
 
 
 def content_id(data: bytes) -> int:

@@ -7,21 +7,16 @@ pipe command, not a tar) from "this shard is damaged half-way" (normal in real c
 first is an error naming the shard unless the user opted into skipping; the second is counted:
 
   corrupt_member   a damaged member header (PAX extended headers included): the reader
-                   resyncs on the next valid header (tar_blocks.py), and the sample that
+                   resyncs on the next valid header (hn_data.tar_io), and the sample that
                    lost a member is then counted again by the decoder
   truncated_shard  the shard ends mid-member (its remaining samples are lost)
   unreadable_shard a shard that could not be opened/read, with data.skip_missing_shards=true
 """
-import re
 from collections import Counter
 
 from webdataset.gopen import gopen
 
-from .tar_blocks import NotATar, Truncated, tar_members
-
-# webdataset's key rule: the key is everything before the first dot of the base name,
-# so "KEY.0.png" belongs to sample KEY with extension "0.png".
-_KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
+from hn_data.tar_io import NotATar, Truncated, group_samples, tar_members
 
 
 MAX_BARREN_SHARDS = 1000
@@ -71,29 +66,22 @@ def _unreadable(url, e, counters, strict_open):
 def raw_samples(shard_urls, counters: Counter, strict_open: bool = True):
     """Yield dicts {__key__, __url__, ext: bytes} from an iterable of shard URLs: consecutive
     members sharing a key form one sample (webdataset's grouping rule)."""
-    barren = 0  # shards in a row that gave nothing: stop an endless stream of skipped shards
+    barren = [0]  # shards in a row that gave nothing: stop an endless stream of skipped shards
+
+    def read_any(members):
+        for member in members:
+            barren[0] = 0
+            yield member
+
     for url in shard_urls:
-        sample = None
-        barren += 1
-        if barren > MAX_BARREN_SHARDS:
+        barren[0] += 1
+        if barren[0] > MAX_BARREN_SHARDS:
             raise ShardReadError(f"no sample in the last {MAX_BARREN_SHARDS} shards read "
                                  f"(last: {url}); are the shards empty or all unreadable?")
-        for name, data in _members(url, counters, strict_open):
-            barren = 0
-            m = _KEY_EXT.match(name)
-            if m is None:
-                continue
-            key, ext = m.group(1), m.group(2).lower()
-            if sample is None or key != sample["__key__"]:
-                if sample is not None:
-                    yield sample
-                sample = {"__key__": key, "__url__": url}
-            if ext in sample:  # a duplicated member: keep the first, count the rest
-                counters["duplicate_member"] += 1
-                continue
-            sample[ext] = data
-        if sample is not None:
-            yield sample
+        # a duplicated member: the first is kept, the rest counted
+        for key, sample in group_samples(read_any(_members(url, counters, strict_open)),
+                                         lambda: counters.update(["duplicate_member"])):
+            yield {"__key__": key, "__url__": url, **sample}
 
 
 def shuffled(iterable, buffer: int, rng):

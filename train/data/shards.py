@@ -6,22 +6,13 @@ Resampled mode: each (rank, worker) draws shards with replacement, weighted by s
 its own RNG seeded by (seed, rank, worker): endless and independent."""
 from typing import List, Sequence
 
-import braceexpand
 import numpy as np
 
-from .tar_blocks import BLOCK, parse_header
+from hn_data.tar_io import BLOCK, expand, parse_header  # noqa: F401 (expand: the shard lists' rule)
 
 
 class ShardError(RuntimeError):
     pass
-
-
-def expand(urls: str) -> List[str]:
-    """'a-{000..003}.tar::b.tar' -> list of shard URLs (webdataset's '::' separator)."""
-    out = []
-    for part in urls.split("::"):
-        out.extend(braceexpand.braceexpand(part.strip()))
-    return [u for u in out if u]
 
 
 def probe(url: str):

@@ -22,13 +22,14 @@ import argparse
 import io
 import json
 import re
-import tarfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .shards import IMAGE_EXTS, expand
+from hn_data.tar_io import IMAGE_EXTS, local_entries
+
+from .shards import expand
 
 HASH_BITS = 64
 
@@ -103,27 +104,23 @@ def index_training(urls_list, radius):
     counts = {"images": 0, "captions": 0, "unreadable": 0}
     for urls in urls_list:
         for path in expand(urls):
-            with tarfile.open(path) as tar:
-                for m in tar:
-                    if not m.isfile():
-                        continue
-                    name, ext = f"{path}:{m.name}", Path(m.name).suffix.lower().lstrip(".")
-                    data = tar.extractfile(m).read()
-                    try:
-                        if ext in IMAGE_EXTS:
-                            images.add(phash(Image.open(io.BytesIO(data))), name)
-                            images.where[name] = (path, m.offset_data, m.size)
-                            counts["images"] += 1
-                        elif ext == "txt":
-                            captions.setdefault(normalise_caption(data.decode("utf-8")), name)
+            for member, offset, data in local_entries(path):
+                name, ext = f"{path}:{member}", Path(member).suffix.lower().lstrip(".")
+                try:
+                    if ext in IMAGE_EXTS:
+                        images.add(phash(Image.open(io.BytesIO(data))), name)
+                        images.where[name] = (path, offset, len(data))
+                        counts["images"] += 1
+                    elif ext == "txt":
+                        captions.setdefault(normalise_caption(data.decode("utf-8")), name)
+                        counts["captions"] += 1
+                    elif ext == "json":
+                        rec = json.loads(data)
+                        for c in rec.get("captions", []) if isinstance(rec, dict) else []:
+                            captions.setdefault(normalise_caption(c), name)
                             counts["captions"] += 1
-                        elif ext == "json":
-                            rec = json.loads(data)
-                            for c in rec.get("captions", []) if isinstance(rec, dict) else []:
-                                captions.setdefault(normalise_caption(c), name)
-                                counts["captions"] += 1
-                    except (OSError, ValueError, UnicodeDecodeError):
-                        counts["unreadable"] += 1
+                except (OSError, ValueError, UnicodeDecodeError):
+                    counts["unreadable"] += 1
     return images, captions, counts
 
 
@@ -135,7 +132,7 @@ def _open(key):
 
 def _training_image(images, name):
     path, offset, size = images.where[name]
-    with open(path, "rb") as f:  # plain tar: the member's bytes sit at offset_data
+    with open(path, "rb") as f:  # plain tar: the member's bytes sit at its data offset
         f.seek(offset)
         return Image.open(io.BytesIO(f.read(size)))
 

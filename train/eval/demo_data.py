@@ -10,7 +10,6 @@ far above anything hn_data.make_default uses, so no image here is a training ima
 import argparse
 import io
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from hn_data.backgrounds import background
 from hn_data.canvas import compose
 from hn_data.objects import CLASSES, cutout, fill_ratio
+from hn_data.tar_io import TarWriter
 
 SEED_OFFSET = 3_000_000_000
 
@@ -49,7 +49,7 @@ def main(argv=None):
     (out / "retrieval").mkdir(parents=True, exist_ok=True)
     per_shard = (args.pairs + 1) // 2
     for s in range(2):
-        with tarfile.open(out / "retrieval" / f"pairs-{s:05d}.tar", "w") as tar:
+        with TarWriter(out / "retrieval" / f"pairs-{s:05d}.tar") as tar:
             for i in range(per_shard):
                 bg += 1
                 names = [classes[j] for j in rng.choice(len(classes), int(rng.integers(1, 3)), replace=False)]
@@ -59,9 +59,7 @@ def main(argv=None):
                 key = f"{s:05d}{i:04d}"
                 for ext, data in (("jpg", buf.getvalue()), ("txt", cap.encode()),
                                   ("json", json.dumps({"key": key, "caption": cap, "status": "success"}).encode())):
-                    info = tarfile.TarInfo(f"{key}.{ext}")
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
+                    tar.add(f"{key}.{ext}", data)
     print(f"wrote {len(classes)} x {args.per_class} zero-shot images and {2 * per_shard} pairs under {out}")
 
 

@@ -4,10 +4,12 @@ matching evaluator needs and, where the benchmark filters, items the filter must
 built so that counting them would make the oracle wrong."""
 import io
 import json
-import tarfile
 from pathlib import Path
 
 from PIL import Image
+
+from hn_data.set_format import png_bytes
+from hn_data.tar_io import TarWriter
 
 from .toy import World, colour
 
@@ -128,19 +130,10 @@ def write_zeroshot_folder(world, root, classes=("red_fox", "tabby cat", "kite"),
     return {"root": str(root), "templates": list(templates)}
 
 
-def _png(img):
-    b = io.BytesIO()
-    img.save(b, format="PNG")
-    return b.getvalue()
-
-
 def _tar(path, members):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w") as tar:
+    with TarWriter(path) as w:
         for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+            w.add(name, data)
 
 
 def write_zeroshot_wds(world, root, classes=("dog", "cat", "kite"), per_class=2, templates=("a photo of a {}.",)):
@@ -150,7 +143,7 @@ def write_zeroshot_wds(world, root, classes=("dog", "cat", "kite"), per_class=2,
     for c, name in enumerate(classes):
         for i in range(per_class):
             key = f"{c:03d}{i:04d}"
-            members += [(f"{key}.png", _png(world.image([t.format(name) for t in templates]))),
+            members += [(f"{key}.png", png_bytes(world.image([t.format(name) for t in templates]))),
                         (f"{key}.cls", str(c).encode())]
     members.append(("broken0001.png", b"not an image"))  # a corrupt sample: skipped and counted
     _tar(root / "test" / "0.tar", members)

@@ -1,24 +1,18 @@
 """Read small evaluation webdatasets straight from tar files (no pipeline, no shuffling: an
 evaluation must see the same samples in the same order every time). Samples are grouped by key
-(the member name up to its first dot, as webdataset does). A missing or unreadable member skips
-its sample and is counted; a missing shard is an error naming it."""
+(hn_data.tar_io: webdataset's rule). A missing or unreadable member skips its sample and is
+counted; a missing shard is an error naming it."""
 import io
-import tarfile
-from pathlib import Path
 
-from braceexpand import braceexpand
 from PIL import Image
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+from hn_data.tar_io import IMAGE_EXTS, existing_files, local_samples
+from hn_data.tar_io import expand as expand_urls
 
 
 def expand(urls):
-    paths = [p for part in (urls if isinstance(urls, (list, tuple)) else str(urls).split("::"))
-             for p in braceexpand(str(part))]
-    for p in paths:
-        if not Path(p).is_file():
-            raise FileNotFoundError(f"evaluation shard {p} does not exist")
-    return paths
+    """Brace-expanded evaluation shards, each checked to exist."""
+    return existing_files(expand_urls(urls), "evaluation shard")
 
 
 def read_samples(urls, needs):
@@ -26,14 +20,7 @@ def read_samples(urls, needs):
     ("image" stands for any of IMAGE_EXTS and yields a decoded RGB PIL image)."""
     samples, skipped = [], 0
     for path in expand(urls):
-        groups = {}
-        with tarfile.open(path) as tar:
-            for m in tar:
-                if not m.isfile():
-                    continue
-                key, _, ext = Path(m.name).name.partition(".")
-                groups.setdefault(key, {})[ext.lower()] = tar.extractfile(m).read()
-        for key, g in groups.items():
+        for key, g in local_samples(path):
             s = {"__key__": f"{path}:{key}"}
             ok = True
             for want in needs:

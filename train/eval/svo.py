@@ -12,10 +12,11 @@ exactly one of subj_neg / verb_neg / obj_neg (others are left out and counted); 
 import csv
 from pathlib import Path
 
+from hn_data.tar_io import IMAGE_EXTS
+
 from .base import Evaluator
 from .encode import encode_images, encode_texts
 from .scoring import pct, scores_of, top1
-from .shards import IMAGE_EXTS
 
 TYPES = ("subj", "verb", "obj")
 COLUMNS = ("sentence", "subj_neg", "verb_neg", "obj_neg", "pos_image_id", "neg_image_id")

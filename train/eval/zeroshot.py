@@ -11,10 +11,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from hn_data.tar_io import IMAGE_EXTS
+
 from .base import Evaluator
 from .encode import encode_images, encode_texts
 from .scoring import dual_only, pct, top1
-from .shards import IMAGE_EXTS, read_samples
+from .shards import read_samples
 
 
 def templates_from(spec):
