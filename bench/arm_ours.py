@@ -108,7 +108,9 @@ def step_flops(trainer, batch):
     from torch.utils.flop_counter import FlopCounterMode
     from train.step import forward_losses
     model, cfg = trainer.raw_model, trainer.cfg
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+    # as the trainer runs it: with the text tower in length-sorted runs when it does that
+    plan = text_trim.plan_for(batch) if getattr(trainer, "trim_text", False) else None
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, text_trim.chunked(plan):
         loss, _ = forward_losses(model, batch, cfg.loss, trainer.device)
         loss.backward()
     model.zero_grad(set_to_none=True)
@@ -144,7 +146,8 @@ def run(p):
         out["parts"] = step_parts(trainer, batches, p["parts_reps"])
     # FLOPs as executed (text cut to the longest caption when the trainer does that) and with
     # full-length text, which is what open_clip's trainer executes on the same batch
-    out["flops_per_step_full_text"] = step_flops(trainer, b0)
+    out["flops_per_step_full_text"] = step_flops(trainer, {k: dict(v, text_lens=None) if isinstance(v, dict) else v
+                                                           for k, v in b0.items()})
     trimmed = text_trim.trim_batches([b0])[0] if getattr(trainer, "trim_text", False) else b0
     out["flops_per_step"] = step_flops(trainer, trimmed)
     out["text_tokens"] = [int(b0["pairs"]["tokens"].shape[1]), int(trimmed["pairs"]["tokens"].shape[1])]

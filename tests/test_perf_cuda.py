@@ -63,7 +63,13 @@ def _batch(n_pairs=8, n_sets=3, k=3, size=64, ctx=32):
     g = torch.Generator().manual_seed(1)
     n = n_sets * k
     i = torch.arange(n)
-    tok = lambda m: torch.randint(1, 400, (m, ctx), generator=g).index_fill_(1, torch.tensor([ctx - 1]), 49407)
+    def tok(m):
+        # EOT (the highest id) at varied positions, zeros after it: captions of varied length
+        t = torch.randint(1, 400, (m, ctx), generator=g)
+        eot = torch.randint(3, ctx, (m,), generator=g)
+        t[torch.arange(ctx)[None, :] > eot[:, None]] = 0
+        t[torch.arange(m), eot] = 49407
+        return t
     sets = {"images": torch.randn(n, 3, size, size, generator=g), "tokens": tok(n),
             "img_set": i // k, "img_cap": i.clone(), "img_key": i + 1000, "cap_set": i // k,
             "cap_img": i.clone(), "cap_key": i + 2000, "n_sets": n_sets}
@@ -105,13 +111,19 @@ def test_a_compiled_step_equals_eager():
 def test_the_step_never_waits_for_the_device():
     # CUDA's sync debug mode raises on every device->host wait, C++-internal ones included
     # (a boolean-mask index, nonzero, .item()); on the CPU the same code runs unchecked
+    from train import text_trim
     model, batch = _tiny_model(), _batch()
+    assert text_trim.enable(model)  # as the trainer runs it: text in length-sorted runs
+    for part in ("pairs", "sets"):
+        batch[part]["text_lens"] = text_trim.caption_lengths(batch[part]["tokens"])
+    plan = text_trim.plan_for(batch)
+    assert plan is not None and len(plan.sizes) > 1
     forward_losses(model, batch, LossConfig(), DEVICE)  # warm-up: lazy inits may sync once
     if ON_CUDA:
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
     try:
-        with trusted_inputs():
+        with trusted_inputs(), text_trim.chunked(plan):
             loss, logs = forward_losses(model, batch, replace(LossConfig(), hn_negatives="step+pairs"), DEVICE)
             loss.backward()
     finally:

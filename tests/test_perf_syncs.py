@@ -85,6 +85,10 @@ def test_a_step_reads_the_device_at_most_twice(tiny_data, tmp_path, monkeypatch,
             yield b
         marks.append((reads.n, Counter(reads.where)))
     monkeypatch.setattr(T, "make_loader", lambda *a, **k: feed())
+    from train import text_trim
+    chunked_calls = []
+    orig_chunked = text_trim._encode_chunked
+    monkeypatch.setattr(text_trim, "_encode_chunked", lambda *a: chunked_calls.append(1) or orig_chunked(*a))
     with reads, pytest.raises(StopIteration):
         trainer.train()
     assert trainer.step == STEPS
@@ -97,6 +101,8 @@ def test_a_step_reads_the_device_at_most_twice(tiny_data, tmp_path, monkeypatch,
             if "loss/total" in r]
     assert len(rows) == STEPS and all(r["step_skipped"] == 0 for r in rows)
     assert all(r["hn/acc_i2t"] == r["hn/acc_i2t"] for r in rows)  # diagnostics logged (not NaN)
+    # the text tower ran in length-sorted runs (without accumulation), inside the same budget
+    assert (len(chunked_calls) > 0) == (accum == 1), len(chunked_calls)
 
 
 def test_the_loader_checks_the_set_index_the_step_trusts():

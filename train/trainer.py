@@ -442,7 +442,10 @@ class Trainer:
         reaches backward."""
         with trusted_inputs():
             if len(batches) == 1:
-                with self._autocast():
+                # the text tower in length-sorted runs (train/text_trim.py); not under
+                # torch.compile, whose graph would be specialised to every plan
+                plan = text_trim.plan_for(batches[0]) if self.trim_text and not self.cfg.model.compile else None
+                with self._autocast(), text_trim.chunked(plan):
                     loss, logs = self._forward(lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
                 if self.deepspeed:
                     if not self._step_flags(self._loss_finite(loss)):

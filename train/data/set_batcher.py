@@ -15,7 +15,7 @@ from collections import Counter, deque
 import torch
 
 from ..losses import SetIndex, check_set_index
-from ..text_trim import text_len_of
+from ..text_trim import caption_lengths, text_len_of
 
 
 def plan_steps(items, n_items: int, lookahead: int, rng, counters: Counter, size=len):
@@ -97,7 +97,7 @@ def collate_sets(sets, tokenizer):
            "cap_set": long(cap_set), "cap_img": long(cap_img), "cap_key": long(cap_key),
            "subsets": subsets,
            # host-side facts the training step would otherwise read back from the device
-           "n_sets": len(sets), "text_len": text_len_of(tokens)}
+           "n_sets": len(sets), "text_len": text_len_of(tokens), "text_lens": caption_lengths(tokens)}
     # checked here, on the CPU in the loader worker, so the step can trust the index
     check_set_index(SetIndex(*(out[k] for k in ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key"))))
     return out

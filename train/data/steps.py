@@ -25,7 +25,7 @@ from . import shards as S
 from .decode import MAX_IMAGE_PIXELS, check_pair, decode_pair, decode_set, set_sizes
 from .samples import raw_samples, shuffled
 from .set_batcher import collate_sets, plan_steps
-from ..text_trim import text_len_of
+from ..text_trim import caption_lengths, text_len_of
 
 
 @dataclass
@@ -112,7 +112,8 @@ class StepStream(IterableDataset):
             if len(images) == sp.pairs_per_step:
                 tokens = self.tokenizer(captions)
                 # text_len: the longest caption's length, known here so the step reads nothing back
-                yield {"images": torch.stack(images), "tokens": tokens, "text_len": text_len_of(tokens)}
+                yield {"images": torch.stack(images), "tokens": tokens, "text_len": text_len_of(tokens),
+                       "text_lens": caption_lengths(tokens)}
                 images, captions = [], []
 
     def _set_batches(self, worker, workers, counters, replay: int):
