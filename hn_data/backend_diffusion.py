@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from .backends import RejectedSample
-from .coco import COCO_CLASSES, coco_plural
+from .coco import COCO_CLASSES
+from .plurals import plural
 
 BACKGROUND_PROMPTS = ["a photo of an empty grassy field", "a photo of an empty beach", "a photo of an empty room",
                       "a photo of an empty street", "a photo of an empty table top", "a photo of a snowy plain"]
@@ -225,7 +226,7 @@ class DiffusionBackend:
         return Image.fromarray(out), region
 
     def plural(self, name):
-        return coco_plural(name)
+        return plural(name)
 
 
 def _up8(n):

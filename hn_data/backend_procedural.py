@@ -7,6 +7,7 @@ import numpy as np
 
 from . import objects
 from .backgrounds import background as procedural_background
+from .plurals import plural
 
 
 class ProceduralBackend:
@@ -35,4 +36,4 @@ class ProceduralBackend:
         return scene.image, scene.union_mask()
 
     def plural(self, name: str) -> str:
-        return objects.plural(name)
+        return plural(name)

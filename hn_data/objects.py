@@ -18,13 +18,6 @@ CLASSES = {
     "lemon": ("circle", "yellow"), "cheese": ("triangle", "yellow"), "star": ("cross", "yellow"),
     "grape": ("circle", "purple"), "gift": ("square", "purple"),
 }
-PLURALS = {"box": "boxes", "tomato": "tomatoes", "cheese": "cheeses", "leaf": "leaves"}
-
-
-def plural(name: str) -> str:
-    return PLURALS.get(name, name + "s")
-
-
 def cutout(name: str, size: int, rng: np.random.Generator, instance: int = 0) -> Image.Image:
     """An RGBA image of one object filling a size x size box; alpha is the mask. `instance`
     varies the shade slightly so two instances of a class are distinct objects."""

@@ -9,10 +9,7 @@ import re
 from pathlib import Path
 
 from hn_data.coco import COCO_CLASSES as COCO80  # one list for the engine and the evaluator
-IRREGULAR = {"person": "people", "mouse": "mice", "knife": "knives", "sheep": "sheep",
-             "skis": "skis", "bus": "buses", "couch": "couches", "sandwich": "sandwiches",
-             "toothbrush": "toothbrushes", "glass": "glasses", "box": "boxes", "tomato": "tomatoes",
-             "leaf": "leaves", "wine glass": "wine glasses", "bench": "benches", "cheese": "cheeses"}
+from hn_data.plurals import plural  # the engine's own: what it writes, the parser reads
 
 
 def vocabulary(spec):
@@ -34,12 +31,6 @@ def vocabulary(spec):
     if not names:
         raise ValueError(f"class vocabulary {path} is empty")
     return names
-
-
-def plural(name: str) -> str:
-    if name in IRREGULAR:
-        return IRREGULAR[name]
-    return name + ("es" if name.endswith(("s", "sh", "ch", "x")) else "s")
 
 
 def objects_in_caption(caption: str, vocab):
