@@ -11,8 +11,8 @@ from pathlib import Path
 # counts of every rank travel in the step's one all-reduce as a fixed-length vector in this
 # order; a reason missing here is still counted, under "other" (add it here to see it by name).
 SKIP_REASONS = ("corrupt_member", "truncated_shard", "unreadable_shard", "missing_shard", "duplicate_member",
-                "incomplete_sample", "empty_caption", "undecodable_image", "too_many_pixels",
-                "bad_caption_encoding", "bad_set_members", "sets_trimmed", "other")
+                "incomplete_sample", "incomplete_set", "empty_caption", "non_utf8_caption",
+                "undecodable_image", "oversized_image", "sets_trimmed", "other")
 _warned = set()
 _ours = {}  # WANDB_* values this module set, so a second run in one process gets its own
 
