@@ -178,3 +178,10 @@ def test_wandb_writes_nothing_outside_the_run_dir(tiny_data, tmp_path):
     # the run record's display name: a protobuf string, its length byte (13) right before it
     # (run_name also appears in the logged config and the command line, quoted or after '=')
     assert runs and b"\x0dsurvival-name" in runs[0].read_bytes()
+
+
+def test_skip_vector_round_trip_and_unknown_reasons():
+    from train.metrics import SKIP_REASONS, skip_counts, skip_logs
+    v = skip_counts(Counter({"corrupt_member": 2, "a_reason_not_listed": 3}))
+    assert len(v) == len(SKIP_REASONS)
+    assert skip_logs([a + b for a, b in zip(v, v)]) == {"corrupt_member": 4, "other": 6}  # two ranks summed
