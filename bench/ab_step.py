@@ -1,8 +1,9 @@
-"""A/B of the two step optimisations, interleaved and best-of-N so a busy machine distorts
-both sides alike: AdamW per-tensor loop vs fused, and the text tower on full-length tokens vs
-cut to the longest caption (train/text_trim.py).
+"""A/B of the step optimisations, interleaved and best-of-N so a busy machine distorts all
+sides alike: AdamW per-tensor loop vs fused, and the text tower on full-length tokens vs cut
+to the longest caption vs in length-sorted runs (train/text_trim.py), on LAION-length
+captions (bench/laion_captions.py; --captions short: the old ten-token ones).
 
-    .venv/bin/python bench/ab_step.py [--model hnclip-tiny] [--batch 64] [--reps 6]"""
+    .venv/bin/python bench/ab_step.py [--model hnclip-tiny] [--batch 64] [--reps 6] [--captions short]"""
 import argparse
 import copy
 import sys
@@ -38,6 +39,7 @@ def main(argv=None):
     ap.add_argument("--model", default="hnclip-tiny")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--reps", type=int, default=6)
+    ap.add_argument("--captions", default="laion", choices=("laion", "short"))
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     model, _, _, tok = models.create(a.model)
@@ -49,25 +51,36 @@ def main(argv=None):
 
     trimmed = copy.deepcopy(model)
     text_trim.enable(trimmed)
-    tokens = tok((CAPTIONS * a.batch)[:a.batch])
+    if a.captions == "laion":
+        import numpy as np
+        from bench.laion_captions import caption, word_counts
+        rng = np.random.default_rng(0)
+        captions = [caption(int(n), rng) for n in word_counts(a.batch, rng)]
+    else:
+        captions = (CAPTIONS * a.batch)[:a.batch]
+    tokens = tok(captions)
     cut = text_trim.trim_batches([{"pairs": {"tokens": tokens}}])[0]["pairs"]["tokens"]
+    plan = text_trim.plan_chunks(text_trim.caption_lengths(tokens))
     size = model.visual.image_size
     images = torch.randn(a.batch, 3, *(size if isinstance(size, tuple) else (size, size)))
 
-    def fwd_bwd(m, t):
+    def fwd_bwd(m, t, runs=None):
         def run():
-            i, x, s = m(image=images, text=t)[:3]
+            with text_trim.chunked(runs):
+                i, x, s = m(image=images, text=t)[:3]
             F.cross_entropy(s * i @ x.T, torch.arange(a.batch)).backward()
             m.zero_grad(set_to_none=True)
         return run
-    res.update(best_of({"fwd_bwd_text_full": fwd_bwd(model, tokens), "fwd_bwd_text_cut": fwd_bwd(trimmed, cut)},
-                       a.reps))
-    print(f"{a.model}, batch {a.batch}, {torch.get_num_threads()} threads, best of {a.reps}; "
-          f"text {tokens.shape[1]} -> {cut.shape[1]} tokens")
+    res.update(best_of({"fwd_bwd_text_full": fwd_bwd(model, tokens), "fwd_bwd_text_cut": fwd_bwd(trimmed, cut),
+                        "fwd_bwd_text_runs": fwd_bwd(trimmed, cut, plan)}, a.reps))
+    runs = "one run" if plan is None else " + ".join(f"{n}x{l}" for n, l in zip(plan.sizes, plan.lengths))
+    print(f"{a.model}, batch {a.batch}, {a.captions} captions, {torch.get_num_threads()} threads, best of {a.reps}; "
+          f"text {tokens.shape[1]} -> {cut.shape[1]} tokens; runs {runs}")
     for k, v in res.items():
         print(f"  {k:20s} {v * 1e3:8.1f} ms")
     print(f"  AdamW fused speed-up x{res['adamw_loop'] / res['adamw_fused']:.1f}; "
-          f"forward+backward with cut text x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_cut']:.2f}")
+          f"forward+backward with cut text x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_cut']:.2f}, "
+          f"in runs x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_runs']:.2f}")
     return res
 
 
