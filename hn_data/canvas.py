@@ -70,8 +70,3 @@ def grid_cell(x: float, y: float, size: int) -> int:
     col = min(int(3 * x / size), 2)
     row = min(int(3 * y / size), 2)
     return 3 * row + col
-
-
-def count_components(mask: np.ndarray) -> int:
-    from scipy import ndimage
-    return int(ndimage.label(mask)[1])

@@ -7,7 +7,6 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-SHAPES = ("circle", "square", "triangle", "diamond", "cross")
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220),
           "yellow": (230, 200, 30), "purple": (150, 60, 190)}
 # name -> (shape, colour); names are single words so captions read naturally.

@@ -22,9 +22,7 @@ PRESENT_MIN_VISIBLE = 0.5
 CELLS = ["top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right"]
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 DIRECTIONS = ["to the left of", "to the right of", "above", "below"]
-SIZE_WORDS = ["small", "medium", "large"]
 RELATIVE_SIZE_WORDS = ["smaller than", "the same size as", "bigger than"]
-EXISTENCE_WORDS = ["no", "at least one"]
 
 
 def absolute_size_label(p: float) -> Optional[str]:

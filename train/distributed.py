@@ -10,9 +10,9 @@ import torch.distributed as dist
 
 # torch 2.14 marks the autograd all_gather deprecated in favour of the private
 # torch.distributed._functional_collectives; open_clip 3.3 uses the same public call, and it is
-# the one whose backward we test (tests/test_losses_distributed.py). Keep logs clean.
-warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated",
-                        category=FutureWarning)
+# the one whose backward we test (tests/test_losses_distributed.py). Silenced around our own
+# call only (gather_with_grad), not for the whole process.
+_ALL_GATHER_DEPRECATED = "torch.distributed.nn.functional.all_gather is deprecated"
 
 
 def is_initialized() -> bool:
@@ -43,7 +43,9 @@ def gather_with_grad(x: torch.Tensor, sizes: list = None) -> torch.Tensor:
     padded = x
     if x.shape[0] < longest:
         padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))])
-    pieces = torch.distributed.nn.functional.all_gather(padded)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_ALL_GATHER_DEPRECATED, category=FutureWarning)
+        pieces = torch.distributed.nn.functional.all_gather(padded)
     return torch.cat([p[:n] for p, n in zip(pieces, sizes)])
 
 
@@ -71,14 +73,6 @@ def all_gather_counts(counts: list, device) -> list:
     out = [torch.zeros_like(t) for _ in range(world_size())]
     dist.all_gather(out, t)
     return [[int(v) for v in o.tolist()] for o in out]
-
-
-def offset_of_rank(n_local: int, device) -> int:
-    """Index of this rank's first row in the gathered (rank-ordered) tensor."""
-    if not is_initialized() or world_size() == 1:
-        return 0
-    sizes = all_gather_sizes(n_local, device)
-    return sum(sizes[: rank()])
 
 
 def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:

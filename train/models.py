@@ -58,7 +58,7 @@ def uses_quick_gelu(model: torch.nn.Module) -> bool:
     return any(isinstance(m, QuickGELU) or type(m).__name__ == "QuickGELU" for m in model.modules())
 
 
-def create(name: str, pretrained=None, precision: str = "fp32"):
+def create(name: str, pretrained=None):
     """Return (model, preprocess_train, preprocess_val, tokenizer). Weights stay fp32: bf16 is
     applied by autocast in the trainer so the optimizer keeps full-precision master weights."""
     problem = pretrained_problem(name, pretrained)

@@ -94,10 +94,6 @@ class Probe(nn.Module):
         return self.mlp(torch.cat([x, t], -1) if self.d_txt else x)
 
 
-def n_weight_layers(kind: str) -> int:
-    return 1 if kind == "linear" else int(kind[3:])
-
-
 class TextTable(nn.Module):
     """The `text_tower` mode: frozen text-tower embeddings looked up by row."""
 
