@@ -1,5 +1,6 @@
 """Every concept's labels against an independent measurement from the masks, with the
-thresholds of method.md Sec. 2 written out here (not imported), and the rule boundaries."""
+thresholds of the SPEC subsets (Peng et al., 2024, Sec. 3.3) written out here (not imported),
+and the rule boundaries."""
 import re
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Training dynamics of skills (paper 000): each skill's score at every evaluated step, one
+"""Training dynamics of skills (after Bugliarello et al., "Measuring Progress in Fine-grained
+Vision-and-Language Understanding", 2023): each skill's score at every evaluated step, one
 curve per skill (PNG), Kendall tau-b between every two skills across the evaluation points, and
 a markdown report.
 

@@ -1,4 +1,5 @@
-"""Probe heads: linear, and 2- / 4-layer MLPs with SwiGLU (paper 003, Table 3).
+"""Probe heads: linear, and 2- / 4-layer MLPs with SwiGLU (Pantazopoulos et al., "Lost in Space",
+2024, Table 3).
 
 Every task here asks about an (image, statement) pair, and a CLIP image tower never sees the
 statement (the paper's Q-Former did: its query tokens already mix in the text). So the

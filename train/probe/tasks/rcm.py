@@ -1,4 +1,5 @@
-"""Region Cell Matching (paper 003, Appendix A): does "<phrase> in the <cell>" hold?
+"""Region Cell Matching (Pantazopoulos et al., "Lost in Space", 2024, Appendix A): does
+"<phrase> in the <cell>" hold?
 
 As the paper builds it, per split:
 1. each referring expression's box goes to the 3x3 cell holding its centre (= the nearest cell
