@@ -54,11 +54,42 @@ def test_open_clip_gets_the_same_model_batch_precision_and_optimizer():
     assert (flag("--wd"), flag("--beta2"), flag("--grad-clip-norm")) == ("0.1", "0.98", "1.0")
 
 
+# Each in a fresh interpreter: registering in this process would make every later test see the
+# configs whether or not the product's own registration (train/models.py) works. The stub
+# stands for open_clip_train.main and records what open_clip knows when the wrapper hands over.
+_WRAPPER = """
+import sys, types, open_clip
+seen = []
+stub = types.ModuleType("open_clip_train.main")
+stub.main = lambda argv: seen.append("hnclip-tiny" in open_clip.list_models())
+sys.modules.setdefault("open_clip_train", types.ModuleType("open_clip_train"))
+sys.modules["open_clip_train.main"] = stub
+before = "hnclip-tiny" in open_clip.list_models()
+from bench import run_open_clip_train
+run_open_clip_train.main([])
+print(before, seen)
+"""
+_PRODUCT = """
+import open_clip
+before = "hnclip-tiny" in open_clip.list_models()
+import train.models
+print(before, "hnclip-tiny" in open_clip.list_models())
+"""
+
+
+def _fresh(code):
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
 def test_open_clip_wrapper_registers_our_model_configs():
-    import open_clip
-    from bench import run_open_clip_train
-    open_clip.add_model_config(run_open_clip_train.MODEL_CONFIG_DIR)
-    assert "hnclip-tiny" in open_clip.list_models()
+    assert _fresh(_WRAPPER) == ["False", "[True]"]
+
+
+def test_the_product_registers_our_model_configs_on_import():
+    assert _fresh(_PRODUCT) == ["False", "True"]
 
 
 def test_synthetic_sets_are_a_valid_index():
