@@ -1,6 +1,7 @@
 """A run directory belongs to one run: resuming it with a config that changes the result stops
 with exit 2 naming the keys and leaves every byte of the directory as it was; changes that do
 not alter what is trained (more steps, logging, workers) resume and are said."""
+import json
 import subprocess
 import sys
 
@@ -41,6 +42,17 @@ def test_changed_result_key_stops_and_leaves_run_dir_identical(tiny_data, tmp_pa
     assert r.returncode == 0, r.stderr[-3000:]
     assert "changed settings (allowed): logger.log_every: 20 -> 1; optim.steps: 1 -> 2" in r.stdout
     assert "resumed from" in r.stdout and "step 2/2" in r.stdout
+
+    # checkpoint.resume=false starts fresh: the old run is set aside whole, never mixed in
+    old_metrics = (run / "metrics.jsonl").read_bytes()
+    r = train(run, tiny_data, "checkpoint.resume=false", "loss.hn_weight=0")
+    assert r.returncode == 0, r.stderr[-3000:]
+    [moved] = list((run / "replaced").iterdir())
+    assert (moved / "metrics.jsonl").read_bytes() == old_metrics
+    assert sorted(p.name for p in (moved / "checkpoints").iterdir()) == ["step-0000001", "step-0000002"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000001"]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert "hn_weight: 0" in (run / "config.yaml").read_text()
 
 
 def cfg_dict(*overrides):

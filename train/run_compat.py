@@ -88,3 +88,24 @@ def check(cfg, run_dir, has_checkpoint: bool) -> str:
             f"Start a new run with run_name=<new name> (or run_dir=...), or overwrite the old one with "
             f"checkpoint.resume=false. Changes a resume accepts: {', '.join(ALLOWED)}")
     return f"resuming with changed settings (allowed): {_show(allowed)}" if allowed else ""
+
+
+def set_aside_previous_run(run_dir) -> Path:
+    """checkpoint.resume=false on a directory that already holds a run: the old run's files move
+    to <run_dir>/replaced/<time>/ so the new run starts clean (no stale checkpoint a later
+    resume would pick up, no metrics rows appended to another run's) and nothing is deleted.
+    Returns where they went, or None if there was nothing to move."""
+    import time
+    run_dir = Path(run_dir)
+    old = [p for p in run_dir.iterdir() if p.name != "replaced"] if run_dir.is_dir() else []
+    if not old:
+        return None
+    dest = run_dir / "replaced" / time.strftime("%Y%m%d-%H%M%S")
+    n = 0
+    while dest.exists():  # two fresh starts within one second
+        n += 1
+        dest = dest.with_name(f"{dest.name.split('.')[0]}.{n}")
+    dest.mkdir(parents=True)
+    for p in old:
+        p.rename(dest / p.name)
+    return dest

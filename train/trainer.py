@@ -121,6 +121,11 @@ class Trainer:
             print(f"[hnclip] {batch_summary(cfg, self.world)}", flush=True)
             if resume_note:
                 print(f"[hnclip] {resume_note}", flush=True)
+            if not cfg.checkpoint.resume:
+                moved = run_compat.set_aside_previous_run(self.run_dir)
+                if moved is not None:
+                    print(f"[hnclip] checkpoint.resume=false: the previous run in {self.run_dir} "
+                          f"was moved to {moved}; starting fresh", flush=True)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
         D.barrier()
