@@ -91,10 +91,13 @@ def test_global_batch_compares_the_global_key_not_the_per_rank_share():
     assert [k for k, _, _ in run_compat.differences(saved, now)[0]] == ["data.global_pairs_per_step"]
 
 
-def test_a_key_missing_from_an_older_config_counts_as_null():
+def test_a_key_missing_from_an_older_config_counts_as_its_default():
     saved = cfg_dict()
     del saved["data"]["global_pairs_per_step"]
+    del saved["data"]["decode"]                # default "pil", not null
     assert run_compat.differences(saved, cfg_dict()) == ([], [])
+    # but a non-default value for a key the old run did not have is a change
+    assert [k for k, _, _ in run_compat.differences(saved, cfg_dict("data.decode=tensor"))[0]] == ["data.decode"]
 
 
 def test_no_check_without_a_checkpoint_or_with_resume_off(tmp_path):

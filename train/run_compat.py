@@ -14,7 +14,6 @@ from .config import ConfigError
 # (run_name differs here only when run_dir is given explicitly: the directory is the same).
 ALLOWED = ("optim.steps", "optim.max_nonfinite_in_row", "logger.", "eval.", "checkpoint.every_steps",
            "checkpoint.keep_last", "checkpoint.resume", "data.workers", "model.compile", "run_dir", "run_name")
-ABSENT = "<absent>"
 
 
 class ResumeConflict(ConfigError):
@@ -37,6 +36,11 @@ def _flat(node, prefix=""):
     return out
 
 
+def _schema_defaults() -> dict:
+    from .config import Config
+    return _flat(OmegaConf.to_container(OmegaConf.structured(Config), resolve=False))
+
+
 def _allowed(key):
     return any(key == a or (a.endswith(".") and key.startswith(a)) for a in ALLOWED)
 
@@ -51,12 +55,15 @@ def _ignored(key, now):
 
 
 def differences(saved: dict, now: dict):
-    """-> (blocking, allowed): sorted lists of (key, saved value, new value). A key absent on
-    one side counts as null (a config written before the key existed)."""
+    """-> (blocking, allowed): sorted lists of (key, saved value, new value). A key absent from
+    the saved config (written before the key existed) counts as the schema's default."""
     a, b = _flat(saved), _flat(now)
+    defaults = _schema_defaults()
     blocking, allowed = [], []
     for key in sorted(set(a) | set(b)):
-        old, new = a.get(key), b.get(key)
+        # a key the schema gained after the run was made: the old run had its default behaviour
+        old = a[key] if key in a else defaults.get(key)
+        new = b.get(key)
         if old == new or _ignored(key, b):
             continue
         # fewer steps than the run was set up for would train nothing and relabel the weights
