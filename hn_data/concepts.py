@@ -159,6 +159,7 @@ def build(subset: str, rng: np.random.Generator, size: int, bg_seed: int, classe
     Counter that gets why a set was rejected ("layout", "masks", "backend", or the shipped
     format, "png"/"jpeg", whose decoded pixels measured another label)."""
     from collections import Counter
+
     from .backends import RejectedSample
     rejects = Counter() if rejects is None else rejects
     try:

@@ -63,7 +63,7 @@ def main(argv=None):
     try:
         m = convert(args.src, args.out, args.sets_per_shard, not args.no_check_images, args.allow_outside_root)
     except ConvertError as e:
-        raise SystemExit(f"convert_jsonl: {e}")
+        raise SystemExit(f"convert_jsonl: {e}") from None
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")
 
 

@@ -80,13 +80,13 @@ def convert(tsv, out, image_root=None, neg_images=1, neg_captions=0, sets_per_sh
             require(0 <= j < len(rows), where, f"neg_image index {j} outside the {len(rows)} data rows")
         captions, images, links, paths = [], [], [], []
 
-        def caption(text):
+        def caption(text, captions=captions):  # this row's lists, bound now
             text = text.strip()
             if text and text not in captions:
                 captions.append(text)
             return captions.index(text) if text else None
 
-        def image(r, w):
+        def image(r, w, images=images, links=links, paths=paths):
             c = caption(r["title"])
             if c in links:  # its title is already another image's caption: a false negative
                 return
@@ -130,7 +130,7 @@ def main(argv=None):
         m = convert(args.tsv, args.out, args.image_root, args.neg_images, args.neg_captions,
                     args.sets_per_shard, not args.no_check_images, args.allow_outside_root)
     except ConvertError as e:
-        raise SystemExit(f"convert_negclip: {e}")
+        raise SystemExit(f"convert_negclip: {e}") from None
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}; "
           f"{m['rows_without_negatives']} rows without negatives skipped")
 

@@ -111,7 +111,7 @@ def main(argv=None):
         m = convert(args.root, args.out, subsets, args.sets_per_shard, not args.no_check_images,
                     args.allow_outside_root)
     except ConvertError as e:
-        raise SystemExit(f"convert_spec: {e}")
+        raise SystemExit(f"convert_spec: {e}") from None
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")
 
 

@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from .concepts import SUBSETS, build
 from .set_format import TarWriter, write_set
-from .tar_io import local_samples
 from .spec_layout import write_spec
+from .tar_io import local_samples
 
 SPLITS = {"train": 0, "heldout": 1}
 

@@ -24,7 +24,7 @@ def pair_sample(rng, size, bg_seed, classes):
     names = [classes[i] for i in rng.choice(len(classes), int(rng.integers(1, 3)), replace=False)]
     bg = background(size, bg_seed)
     items = []
-    for k, name in enumerate(names):
+    for name in names:
         side = int(np.sqrt(rng.uniform(0.04, 0.3) * size * size / fill_ratio(name)))
         x0, y0 = int(rng.integers(-side // 4, size - side * 3 // 4)), int(rng.integers(-side // 4, size - side * 3 // 4))
         items.append((name, cutout(name, side, rng), (x0, y0)))

@@ -1,11 +1,9 @@
 """Every config and preset composes and validates; bad overrides fail fast and say why."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf.errors import ConfigKeyError
 
 from conftest import ROOT, compose
 from train.config import ConfigError, validate

@@ -81,7 +81,7 @@ def test_global_batch_splits_over_world_and_accumulation(world, accum, pairs, it
     cfg = validate(compose(["experiment=paper", f"optim.accum_steps={accum}"]))
     apply_global_batch(cfg, world)
     assert (cfg.data.pairs_per_step, cfg.data.set_items_per_step) == (pairs, items)
-    assert f"global 2048 pairs + 768 set items" in batch_summary(cfg, world)
+    assert "global 2048 pairs + 768 set items" in batch_summary(cfg, world)
 
 
 def test_per_rank_keys_rule_without_global_ones():

@@ -11,6 +11,7 @@ from train.data.steps import make_loader, spec_from_config
 
 def test_default_config_gives_fixed_size_steps(tiny_data):
     import open_clip
+
     import train.models  # noqa: F401  (importing it registers our model configs with open_clip)
     cfg = validate(compose([f"data.root={tiny_data}", "data.workers=0"]))
     spec = spec_from_config(cfg.data, cfg.seed, 0, 1)

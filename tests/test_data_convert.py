@@ -107,7 +107,7 @@ def test_spec_malformed_record_names_file_and_line(tmp_path, damage, msg):
     p.write_text(json.dumps(recs, indent=1))
     text = p.read_text()
     # the third record starts at the third line that opens an object
-    line = [i for i, l in enumerate(text.splitlines(), 1) if l.strip() == "{"][2]
+    line = [i for i, ln in enumerate(text.splitlines(), 1) if ln.strip() == "{"][2]
     with pytest.raises(ConvertError, match=f"image2text.json:{line}: .*{msg}"):
         convert_spec.convert(tmp_path / "spec", tmp_path / "out")
 
@@ -241,7 +241,7 @@ def test_converters_refuse_paths_outside_their_root(tmp_path, how):
     recs = json.loads(p.read_text())
     recs[1]["query"] = rel(p.parent)
     p.write_text(json.dumps(recs, indent=1))
-    with pytest.raises(ConvertError, match=rf"image2text.json:\d+: image path .*secret.png.* leads outside"):
+    with pytest.raises(ConvertError, match=r"image2text.json:\d+: image path .*secret.png.* leads outside"):
         convert_spec.convert(tmp_path / "spec", tmp_path / "o1")
     assert convert_spec.convert(tmp_path / "spec", tmp_path / "o1", allow_outside_root=True)["images"] == 3
     # NegCLIP: filepath is relative to --image-root

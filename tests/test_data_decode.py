@@ -12,12 +12,12 @@ from collections import Counter
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+from PIL import Image
 
 from data_lib import corrupt_header, identity_tokenizer, jpg, pair_shards, set_color, set_shards, tensor
 from hn_data.set_format import TarWriter
 from train.data.decode import check_pair, open_image
 from train.data.steps import StepSpec, StreamSpec, make_loader, spec_from_config
-from PIL import Image
 
 
 def encoded(img, fmt, **kw):

@@ -92,12 +92,17 @@ def _bad_shards(tmp_path):
     """Two shards of 6 samples with known damage; returns (urls, good captions, expected counts)."""
     good = pair_shards(tmp_path, "g", n_shards=2, per_shard=6)
     w = TarWriter(tmp_path / "bad-000000.tar")
-    w.add("000.jpg", jpg((1, 2, 3))); w.add("000.txt", b"bad ok0")
-    w.add("001.jpg", b"\xff\xd8 this is not a jpeg"); w.add("001.txt", b"bad undecodable")
-    w.add("002.jpg", jpg((4, 5, 6))); w.add("002.txt", b"   ")
+    w.add("000.jpg", jpg((1, 2, 3)))
+    w.add("000.txt", b"bad ok0")
+    w.add("001.jpg", b"\xff\xd8 this is not a jpeg")
+    w.add("001.txt", b"bad undecodable")
+    w.add("002.jpg", jpg((4, 5, 6)))
+    w.add("002.txt", b"   ")
     w.add("003.jpg", jpg((7, 8, 9)))  # no caption member
-    w.add("004.jpg", jpg((1, 1, 1))); w.add("004.txt", b"bad lost its jpg header")
-    w.add("005.jpg", jpg((2, 2, 2))); w.add("005.txt", b"bad ok5")
+    w.add("004.jpg", jpg((1, 1, 1)))
+    w.add("004.txt", b"bad lost its jpg header")
+    w.add("005.jpg", jpg((2, 2, 2)))
+    w.add("005.txt", b"bad ok5")
     w.close()
     corrupt_header(tmp_path / "bad-000000.tar", "004.jpg")
     truncate(good[1], 0.6)  # the second good shard loses its tail mid-member

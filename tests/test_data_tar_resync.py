@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from data_lib import corrupt_header, img2dataset_shard
-from train.data.samples import raw_samples
 from hn_data.tar_io import NotATar, Truncated, tar_members
+from train.data.samples import raw_samples
 
 
 def captions(samples):

@@ -26,7 +26,7 @@ def run_dir(tiny_data, tmp_path_factory):
 def test_run_leaves_everything(run_dir):
     run, stdout = run_dir
     assert (run / "config.yaml").is_file()
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "loss/total" in r]
     assert [r["step"] for r in steps] == list(range(1, 7))
     for key in ("loss/clip", "loss/hn_i2t", "loss/hn_t2i", "loss/total", "lr", "logit_scale",

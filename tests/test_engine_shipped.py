@@ -3,6 +3,7 @@ re-counted here from the written SPEC-layout JPEGs and PNG shards alone (connect
 of the pixels that differ from the set's shared background), and a set whose decoded file
 measures another label is rejected and counted by reason."""
 import json
+
 import numpy as np
 import pytest
 from PIL import Image

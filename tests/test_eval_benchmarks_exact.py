@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from train.eval import build_one
-from train.eval import fixtures as fx
+from train.eval import build_one, fixtures as fx
 from train.eval.contract import run_suite
 from train.eval.toy import ToyEncoder, World
 
@@ -92,7 +91,7 @@ def test_vsr_pairs_and_their_accuracy_match_plain_loops(tmp_path, tiny):
     opts = fx.write_vsr(World(), tmp_path)
     noisy_images(opts["image_root"])
     ours = run_suite(build_one("vsr", opts, batch_size=2), model, tokenizer, preprocess)
-    recs = [json.loads(l) for l in open(opts["jsonl"])]
+    recs = [json.loads(line) for line in open(opts["jsonl"])]
     # every image has 1 true and 2 false captions -> 2 i2t pairs; every true caption is false of one other image
     assert ours.counts["i2t_pairs"] == 6 and ours.counts["t2i_pairs"] == 3
     i2t, t2i = [], []

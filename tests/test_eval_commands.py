@@ -23,9 +23,7 @@ def test_interpolate_endpoints_midpoint_and_integer_buffers():
 
 @pytest.mark.slow
 def test_evaluate_and_wise_ft_commands(tmp_path):
-    from train import models
-    from train import evaluate as ev_cmd
-    from train import wise_ft
+    from train import evaluate as ev_cmd, models, wise_ft
 
     world = World()
     spec = fx.write_spec(world, tmp_path / "spec", subsets=(("count", 3),), sets=2)

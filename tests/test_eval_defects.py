@@ -9,8 +9,7 @@ import torch
 import yaml
 from PIL import Image
 
-from train.eval import build_one
-from train.eval import fixtures as fx
+from train.eval import build_one, fixtures as fx
 from train.eval.contract import run_suite
 from train.eval.toy import ToyEncoder, World
 
@@ -103,11 +102,11 @@ def independent_recall(model, preprocess, tokenizer, ann, image_root, k):
     data = json.load(open(ann))["images"]
     data = [im for im in data if im["split"] == "test"]
     with torch.no_grad():
-        I = torch.cat([model.encode_image(preprocess(Image.open(os.path.join(image_root, im["filepath"], im["filename"]))
-                                                     .convert("RGB"))[None], normalize=True) for im in data])
+        img = torch.cat([model.encode_image(preprocess(Image.open(os.path.join(image_root, im["filepath"], im["filename"]))
+                                                       .convert("RGB"))[None], normalize=True) for im in data])
         caps = [(n, s["raw"]) for n, im in enumerate(data) for s in im["sentences"]]
         T = torch.cat([model.encode_text(tokenizer([c]), normalize=True) for _, c in caps])
-    S = (I @ T.T).numpy()
+    S = (img @ T.T).numpy()
     i2t = np.mean([any(caps[j][0] == n for j in np.argsort(-S[n], kind="stable")[:k]) for n in range(len(data))])
     t2i = np.mean([n in np.argsort(-S[:, j], kind="stable")[:k] for j, (n, _) in enumerate(caps)])
     return 100 * i2t, 100 * t2i
@@ -145,7 +144,7 @@ def test_tie_rule_first_is_specs_argmax_and_is_reported(tmp_path):
     assert strict.metrics["count/i2t"] == 0.0
     # SPEC's eval.py: np.argmax over the scores, so the query whose label is 0 wins
     labels = [it["label"] for it in json.load(open(tmp_path / "spec" / "count" / "image2text.json"))]
-    assert first.metrics["count/i2t"] == 100.0 * np.mean([np.argmax(np.zeros(4)) == l for l in labels]) == 25.0
+    assert first.metrics["count/i2t"] == 100.0 * np.mean([np.argmax(np.zeros(4)) == label for label in labels]) == 25.0
     # ARO's code takes argmax over [false, true]: a tie is wrong under either rule
     aro = fx.write_aro(world, tmp_path / "aro", "relation", big=3, small=0)
     aro_first = run(build_one("aro_relation", {"ann": aro["ann"], "image_root": aro["image_root"],
@@ -156,8 +155,7 @@ def test_tie_rule_first_is_specs_argmax_and_is_reported(tmp_path):
 
 
 def test_evaluate_command_reports_the_tie_rule(tmp_path, tiny):
-    from train import evaluate as cmd
-    from train import models
+    from train import evaluate as cmd, models
     world = World()
     wino = fx.write_winoground(world, tmp_path / "wino", n=2)
     conf = tmp_path / "eval.yaml"

@@ -6,8 +6,7 @@ import math
 import pytest
 
 from train import dynamics
-from train.eval import build_one
-from train.eval import fixtures as fx
+from train.eval import build_one, fixtures as fx
 from train.eval.contract import run_suite
 from train.eval.during_training import example_rows, run_due
 from train.eval.reference import markdown

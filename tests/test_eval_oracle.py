@@ -2,8 +2,7 @@
 one 0, a constant one (all ties) 0; plus each format's filters and counters."""
 import pytest
 
-from train.eval import build_one
-from train.eval import fixtures as fx
+from train.eval import build_one, fixtures as fx
 from train.eval.contract import run_suite
 from train.eval.toy import ToyEncoder, World
 

@@ -74,7 +74,7 @@ def test_paper_recipe_on_two_processes_starts_from_the_hub_weights(paper_run, op
     _, cached_file = openai_hub
     # the paper's global batch, split over the two ranks, said at start-up
     assert "world size 2; per rank 2 pairs + 2 set items; global 4 pairs + 4 set items per step" in stdout
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss/total" in r] == [1, 2]
     assert all(r["loss/hn_i2t"] > 0 for r in rows if "loss/total" in r)
     # the step-0 weights are the cached file's: two steps at the paper's warm-up LR

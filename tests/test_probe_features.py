@@ -66,8 +66,10 @@ def test_vsr_loader(tmp_path):
 
 @pytest.mark.slow
 def test_probe_command_end_to_end(micro, tmp_path):
-    from hydra import compose, initialize_config_dir
     from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
     from train.probe.main import probe
     conf = Path(__file__).resolve().parents[1] / "conf"
     with initialize_config_dir(str(conf), version_base="1.3"):

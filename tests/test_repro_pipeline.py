@@ -39,7 +39,7 @@ def test_pretrain_finetune_evaluate_report(toy):
               "--set-items", "9", *small])
     cfg = (toy / "hn" / "config.yaml").read_text()
     assert "clip_weight: 0" in cfg and "pretrained: " + str(base) in cfg
-    metrics = [json.loads(l) for l in (toy / "hn" / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    metrics = [json.loads(line) for line in (toy / "hn" / "metrics.jsonl").read_text().splitlines() if line.strip()]
     last = [m for m in metrics if "loss/total" in m][-1]
     # L_hn alone: total = lambda * (hn_i2t + hn_t2i), L_clip not in it
     assert last["loss/total"] == pytest.approx(last["loss/hn_i2t"] + last["loss/hn_t2i"], rel=1e-4)

@@ -138,6 +138,7 @@ def write_report(run_dir, hist=None, pattern=None, out=None):
 def history_from_checkpoints(run_dir, benchmarks=None, overrides=(), eval_name=None):
     """Evaluate every trainer checkpoint of the run with the run's eval config (or conf/eval/<eval_name>)."""
     from omegaconf import OmegaConf
+
     from train import checkpoint as ckpt
     from train.eval.load import eval_config, load, run_config
     from train.evaluate import evaluate

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from train.eval.load import eval_config, initial_of, load
 from train.eval.contract import is_count
+from train.eval.load import eval_config, initial_of, load
 from train.evaluate import evaluate
 
 

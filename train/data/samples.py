@@ -18,7 +18,6 @@ from webdataset.gopen import gopen
 
 from hn_data.tar_io import NotATar, Truncated, group_samples, tar_members
 
-
 MAX_BARREN_SHARDS = 1000
 
 

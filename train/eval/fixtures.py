@@ -261,7 +261,7 @@ def write_vsr(world, root, n=3):
         lines.append({"image": name, "caption": f"vsr {i} the cat is under the dog.", "label": 0,
                       "relation": "under"})
         lines.append({"image": name, "caption": trues[(i + 1) % n], "label": 0, "relation": "left of"})
-    (root / "test.jsonl").write_text("\n".join(json.dumps(l) for l in lines) + "\n")
+    (root / "test.jsonl").write_text("\n".join(json.dumps(rec) for rec in lines) + "\n")
     return {"jsonl": str(root / "test.jsonl"), "image_root": str(root / "images")}
 
 

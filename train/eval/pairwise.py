@@ -70,7 +70,7 @@ def by_group(items, hits):
 def examples_from(items, hits, scores, benchmark, n):
     """Rows for the wandb example table: the image, its candidate captions, the scores."""
     out = []
-    for it, h, s in list(zip(items, hits, scores))[:n]:
+    for it, s in list(zip(items, scores))[:n]:
         out.append({"benchmark": benchmark, "subset": it.group, "images": [it.image], "image_labels": [0],
                     "captions": [it.right, *it.wrong], "scores": [s]})
     return out

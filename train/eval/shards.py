@@ -6,8 +6,7 @@ import io
 
 from PIL import Image
 
-from hn_data.tar_io import IMAGE_EXTS, existing_files, local_samples
-from hn_data.tar_io import expand as expand_urls
+from hn_data.tar_io import IMAGE_EXTS, existing_files, expand as expand_urls, local_samples
 
 
 def expand(urls):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from .classes import objects_in_caption, vocabulary
 from .base import Evaluator
+from .classes import objects_in_caption, vocabulary
 from .encode import encode_images, encode_texts
 from .scoring import best_of, pct, scores_of, strict_top1, top1  # noqa: F401 (strict_top1: re-exported)
 
@@ -92,7 +92,7 @@ class SpecEvaluator(Evaluator):
             folder = self.root / subset
             data = load_subset(folder)
             i2t_items, t2i_items = data["image2text"][:self.limit], data["text2image"][:self.limit]
-            at = lambda rel, n, f: self.path(folder, rel, f"{folder / f}.json item {n}")
+            at = lambda rel, n, f, folder=folder: self.path(folder, rel, f"{folder / f}.json item {n}")
             q_img = [at(it["query"], n, "image2text") for n, it in enumerate(i2t_items)]
             k_img = [[at(k, n, "text2image") for k in it["keys"]] for n, it in enumerate(t2i_items)]
             texts = [k for it in i2t_items for k in it["keys"]] + [it["query"] for it in t2i_items]
@@ -134,8 +134,8 @@ def candidate_sets(subset, folder, i2t_items, img, txt, n):
     out = []
     for keys, by_label in list(sets.items())[:n]:
         labels = sorted(by_label)
-        scores = torch.stack([img[by_label[l]] for l in labels]) @ torch.stack([txt[k] for k in keys]).T
-        out.append({"benchmark": "spec", "subset": subset, "images": [by_label[l] for l in labels],
+        scores = torch.stack([img[by_label[label]] for label in labels]) @ torch.stack([txt[k] for k in keys]).T
+        out.append({"benchmark": "spec", "subset": subset, "images": [by_label[label] for label in labels],
                     "image_labels": labels, "captions": list(keys), "scores": scores.tolist()})
     return out
 

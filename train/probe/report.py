@@ -27,7 +27,7 @@ def _find(results, **kw):
 
 
 def layer_order(layers):
-    return sorted(set(layers), key=lambda l: (l == "final", int(l) if l != "final" else 0))
+    return sorted(set(layers), key=lambda layer: (layer == "final", int(layer) if layer != "final" else 0))
 
 
 def table1(res, tasks, label, main_layer):
@@ -104,7 +104,7 @@ def layer_curves(res, tasks):
     for t in tasks:
         runs = {r["layer"]: r for r in res if r["task"] == t and r["mode"] == "frozen" and r["head"] == "linear"}
         if len(runs) > 1:
-            out[t] = [(l, runs[l]["val"], runs[l]["test"]) for l in layer_order(runs)]
+            out[t] = [(layer, runs[layer]["val"], runs[layer]["test"]) for layer in layer_order(runs)]
     return out
 
 

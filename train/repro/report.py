@@ -129,8 +129,8 @@ def chart(scores, path):
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
-    labels = [f"{l} (mean of {len(scores[v]['seeds'])} seeds)" if len(scores[v]["seeds"]) > 1 else l
-              for l, (v, *_) in zip(labels, ROWS)]
+    labels = [f"{label} (mean of {len(scores[v]['seeds'])} seeds)" if len(scores[v]["seeds"]) > 1 else label
+              for label, (v, *_) in zip(labels, ROWS)]
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(ROWS))
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)

@@ -41,6 +41,7 @@ def shards(data, prefix, n):
 
 def compose(overrides):
     from hydra import compose as hcompose, initialize_config_dir
+
     from train.config import validate
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = hcompose(config_name="config", overrides=["experiment=repro_mini", *overrides])
@@ -55,7 +56,7 @@ def stage_overrides(args, summary):
     if args.stage == "pretrain":
         return common + [
             f"data.pairs=[{{urls: '{shards(args.data + '/pairs', 'pretrain', sh['pretrain'])}', weight: 1.0}}]",
-            "data.sets=[]", "data.set_items_per_step=0", "loss.hn_weight=0", f"run_name=repro_pretrain"]
+            "data.sets=[]", "data.set_items_per_step=0", "loss.hn_weight=0", "run_name=repro_pretrain"]
     return common + [
         f"model.pretrained={args.init}",
         f"data.pairs=[{{urls: '{shards(args.data + '/pairs', 'finetune', sh['finetune'])}', weight: 1.0}}]",

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from hn_data.canvas import grid_cell
+
 from .common import SPLITS, Split, Task
 
 # Row-major, as hn_data.canvas.grid_cell numbers them; the paper's wording ("top left", "middle").
