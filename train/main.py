@@ -16,11 +16,6 @@ CONFIG_ERROR_EXIT_CODE = 2
 REQUEUE_EXIT_CODE = 3
 
 
-def run(cfg) -> dict:
-    from train.trainer import Trainer
-    return Trainer(cfg).train()
-
-
 def _fail(e):
     if int(os.environ.get("RANK", "0")) == 0:  # every rank fails alike; one says why
         print(f"hnclip: {e}", file=sys.stderr)
@@ -33,9 +28,10 @@ def main(cfg: DictConfig):
         cfg = apply_global_batch(validate(cfg), world_size_from_env())
     except ConfigError as e:
         _fail(e)
+    from train.api import train
     from train.trainer import StopRequested
     try:
-        run(cfg)
+        train(cfg)
     except ConfigError as e:  # e.g. a resume onto a run directory made with another config
         _fail(e)
     except StopRequested as e:

@@ -1,10 +1,12 @@
-"""Run one stage of the reproduction through the real trainer (train.main.run):
+"""Run one stage of the reproduction through the real trainer (train.api):
 
     python -m train.repro.run pretrain --data D --out O [--steps N --lr LR ...]
     python -m train.repro.run finetune --variant both --data D --out O [...]
 
-The config is composed by Hydra from conf/ (+experiment=repro_mini) and validated by the
-trainer's schema, exactly as `train/main.py` would; this module only picks the overrides."""
+A recipe over the trainer's public API: the config is composed by Hydra from conf/
+(experiment=repro_mini + this stage's overrides), the stage's shard lists are set as values,
+and train.api validates it with the trainer's schema, exactly as `train/main.py` would. This
+module only picks the settings."""
 import argparse
 import os
 import sys
@@ -14,8 +16,6 @@ import open_clip
 
 # register hnclip-repro before the trainer builds the model
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
-
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 # Table 3's four rows. "none" is the pre-trained model itself (no run).
 VARIANTS = {
@@ -39,30 +39,23 @@ def shards(data, prefix, n):
     return f"{data}/{prefix}-{{{0:06d}..{n - 1:06d}}}.tar"
 
 
-def compose(overrides):
-    from hydra import compose as hcompose, initialize_config_dir
-
-    from train.config import validate
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = hcompose(config_name="config", overrides=["experiment=repro_mini", *overrides])
-    return validate(cfg)
-
-
-def stage_overrides(args, summary):
+def stage_config(args, summary):
+    """-> (Hydra overrides, {key: value}) of one stage: scalars as overrides, after which the
+    user's --extra overrides go; the shard lists as plain values."""
     sh = summary["shards"]
-    common = [f"data.root={args.data}", f"run_dir={args.out}", f"optim.steps={args.steps}",
-              f"optim.lr={args.lr}", f"optim.warmup_steps={args.warmup}", f"seed={args.seed}",
-              f"data.pairs_per_step={args.pairs}"]
+    overrides = [f"data.root={args.data}", f"run_dir={args.out}", f"optim.steps={args.steps}",
+                 f"optim.lr={args.lr}", f"optim.warmup_steps={args.warmup}", f"seed={args.seed}",
+                 f"data.pairs_per_step={args.pairs}"]
     if args.stage == "pretrain":
-        return common + [
-            f"data.pairs=[{{urls: '{shards(args.data + '/pairs', 'pretrain', sh['pretrain'])}', weight: 1.0}}]",
-            "data.sets=[]", "data.set_items_per_step=0", "loss.hn_weight=0", "run_name=repro_pretrain"]
-    return common + [
-        f"model.pretrained={args.init}",
-        f"data.pairs=[{{urls: '{shards(args.data + '/pairs', 'finetune', sh['finetune'])}', weight: 1.0}}]",
-        f"data.sets=[{{urls: '{shards(args.data + '/sets', 'sets', sh['sets'])}', weight: 1.0}}]",
-        f"data.set_items_per_step={args.set_items}", f"run_name=repro_{args.variant}",
-        *variant_overrides(args.variant, args.lam)]
+        pairs = shards(args.data + "/pairs", "pretrain", sh["pretrain"])
+        overrides += ["data.set_items_per_step=0", "loss.hn_weight=0", "run_name=repro_pretrain"]
+        return overrides, {"data.pairs": [{"urls": pairs, "weight": 1.0}], "data.sets": []}
+    pairs = shards(args.data + "/pairs", "finetune", sh["finetune"])
+    sets = shards(args.data + "/sets", "sets", sh["sets"])
+    overrides += [f"model.pretrained={args.init}", f"data.set_items_per_step={args.set_items}",
+                  f"run_name=repro_{args.variant}", *variant_overrides(args.variant, args.lam)]
+    return overrides, {"data.pairs": [{"urls": pairs, "weight": 1.0}],
+                       "data.sets": [{"urls": sets, "weight": 1.0}]}
 
 
 def main(argv=None):
@@ -85,9 +78,13 @@ def main(argv=None):
     if args.stage == "finetune" and not (args.variant and args.init):
         ap.error("finetune needs --variant and --init")
     summary = json.loads((Path(args.data) / "summary.json").read_text())
-    cfg = compose(stage_overrides(args, summary) + args.extra)
-    from train.main import run
-    run(cfg)
+    overrides, values = stage_config(args, summary)
+    for extra in args.extra:
+        if extra.lstrip("+~").split("=")[0] in values:
+            ap.error(f"--extra {extra}: the stage sets {extra.split('=')[0]} itself (from --data)")
+    from train import api
+    cfg = api.compose(["experiment=repro_mini", *overrides, *args.extra], values)
+    api.train(cfg)
 
 
 if __name__ == "__main__":
