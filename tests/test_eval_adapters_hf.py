@@ -15,7 +15,7 @@ from PIL import Image
 pytest.importorskip("transformers")
 import transformers as tf  # noqa: E402
 
-from train import evaluate as cmd  # noqa: E402
+from train.eval import evaluate as cmd  # noqa: E402
 from train.eval.adapters.hf import load_hf  # noqa: E402
 
 SIZE = 32

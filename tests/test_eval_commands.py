@@ -8,7 +8,7 @@ import yaml
 
 from train.eval import fixtures as fx
 from train.eval.toy import World
-from train.wise_ft import interpolate
+from train.eval.wise_ft import interpolate
 
 
 def test_interpolate_endpoints_midpoint_and_integer_buffers():
@@ -23,7 +23,8 @@ def test_interpolate_endpoints_midpoint_and_integer_buffers():
 
 @pytest.mark.slow
 def test_evaluate_and_wise_ft_commands(tmp_path):
-    from train import evaluate as ev_cmd, models, wise_ft
+    from train import models
+    from train.eval import evaluate as ev_cmd, wise_ft
 
     world = World()
     spec = fx.write_spec(world, tmp_path / "spec", subsets=(("count", 3),), sets=2)
@@ -61,3 +62,16 @@ def test_every_eval_config_composes(group):
     cfg = validate(compose([f"eval={group}"]))
     for name in cfg.eval.benchmarks:
         check_options(name, suite_options(cfg.eval, name))
+
+
+def test_top_level_commands_are_aliases_of_the_diagnosis_package():
+    import subprocess
+    import sys
+
+    from train import dynamics, evaluate, wise_ft
+    from train.eval import dynamics as dyn, evaluate as ev, wise_ft as wft
+    assert (evaluate.main, dynamics.main, wise_ft.main) == (ev.main, dyn.main, wft.main)
+    runs = [subprocess.run([sys.executable, "-m", m, "--list"], capture_output=True, text=True)
+            for m in ("train.evaluate", "train.eval.evaluate")]
+    assert runs[0].returncode == 0 and "spec" in runs[0].stdout, runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout

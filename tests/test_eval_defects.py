@@ -155,7 +155,8 @@ def test_tie_rule_first_is_specs_argmax_and_is_reported(tmp_path):
 
 
 def test_evaluate_command_reports_the_tie_rule(tmp_path, tiny):
-    from train import evaluate as cmd, models
+    from train import models
+    from train.eval import evaluate as cmd
     world = World()
     wino = fx.write_winoground(world, tmp_path / "wino", n=2)
     conf = tmp_path / "eval.yaml"
@@ -178,7 +179,7 @@ def fake_run(tmp_path, state):
 
 
 def test_evaluate_a_trainer_checkpoint_file_writes_beside_it(tmp_path, tiny):
-    from train import evaluate as cmd
+    from train.eval import evaluate as cmd
     trainer_pt = fake_run(tmp_path, {"step": 1, "model": tiny[0].state_dict(), "optimizer": {"state": {}}})
     world = World()
     conf = tmp_path / "eval.yaml"

@@ -5,8 +5,7 @@ import math
 
 import pytest
 
-from train import dynamics
-from train.eval import build_one, fixtures as fx
+from train.eval import build_one, dynamics, fixtures as fx
 from train.eval.contract import run_suite
 from train.eval.during_training import example_rows, run_due
 from train.eval.reference import markdown

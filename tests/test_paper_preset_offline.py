@@ -112,7 +112,7 @@ def test_export_reloads_in_plain_open_clip_with_quick_gelu(paper_run):
 
 def test_evaluation_command_scores_the_run_with_its_activation(paper_run, small_data, monkeypatch):
     run, _ = paper_run
-    from train import evaluate
+    from train.eval import evaluate
     seen = []
 
     def load_and_record(*args):  # the command's own loader; remember what it built

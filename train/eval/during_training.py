@@ -31,7 +31,7 @@ def run_due(evaluators, step, final, model, tokenizer, preprocess, device, metri
     if results:
         metrics.log(step, results)
     if final:
-        from train.dynamics import write_report
+        from .dynamics import write_report
         try:
             png = write_report(run_dir)["png"]
             if png and metrics.wandb is not None:
