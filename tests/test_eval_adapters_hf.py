@@ -149,9 +149,10 @@ def test_blip_itm_head_scores_pairs_as_transformers_does(tmp_path):
     """hf-itm: the cross-encoder through the evaluators: its pair scores equal BLIP's own forward
     (use_itm_head=True), a benchmark labelled with its own first choices scores 100, reversed 0,
     and gallery benchmarks (retrieval) refuse it with a clear message."""
-    from train.eval import build_one, fixtures as fx
+    import eval_fixtures as fx
+    from eval_toy import World
+    from train.eval import build_one
     from train.eval.contract import run_suite
-    from train.eval.toy import World
     d, model, tok, proc = build("blip", tmp_path)
     itm, preprocess, tokenizer, desc = load_hf(str(d), "itm")
     assert "ITM" in desc

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from eval_toy import ToyEncoder, World
 from train.eval import aro_order, build_one
 from train.eval.contract import run_suite
-from train.eval.toy import ToyEncoder, World
 
 NOUNS = {"man", "dog", "frisbee", "park", "woman", "umbrella", "street", "cat", "sofa", "window"}
 ADJS = {"young", "red", "green", "wet", "small", "white", "old"}

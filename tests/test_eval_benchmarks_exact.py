@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from train.eval import build_one, fixtures as fx
+import eval_fixtures as fx
+from eval_toy import ToyEncoder, World
+from train.eval import build_one
 from train.eval.contract import run_suite
-from train.eval.toy import ToyEncoder, World
 
 
 @pytest.fixture(scope="module")

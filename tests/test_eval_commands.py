@@ -6,8 +6,8 @@ import pytest
 import torch
 import yaml
 
-from train.eval import fixtures as fx
-from train.eval.toy import World
+import eval_fixtures as fx
+from eval_toy import World
 from train.eval.wise_ft import interpolate
 
 

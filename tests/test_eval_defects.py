@@ -9,9 +9,10 @@ import torch
 import yaml
 from PIL import Image
 
-from train.eval import build_one, fixtures as fx
+import eval_fixtures as fx
+from eval_toy import ToyEncoder, World
+from train.eval import build_one
 from train.eval.contract import run_suite
-from train.eval.toy import ToyEncoder, World
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 

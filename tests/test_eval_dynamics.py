@@ -5,11 +5,12 @@ import math
 
 import pytest
 
-from train.eval import build_one, dynamics, fixtures as fx
+import eval_fixtures as fx
+from eval_toy import ToyEncoder, World
+from train.eval import build_one, dynamics
 from train.eval.contract import run_suite
 from train.eval.during_training import example_rows, run_due
 from train.eval.reference import markdown
-from train.eval.toy import ToyEncoder, World
 
 
 def write_history(run_dir, rows):

@@ -2,9 +2,10 @@
 one 0, a constant one (all ties) 0; plus each format's filters and counters."""
 import pytest
 
-from train.eval import build_one, fixtures as fx
+import eval_fixtures as fx
+from eval_toy import ToyEncoder, World
+from train.eval import build_one
 from train.eval.contract import run_suite
-from train.eval.toy import ToyEncoder, World
 
 
 def run(ev, enc):
@@ -113,8 +114,8 @@ def test_crepe_skips_missing_images_and_parses_only_literals(tmp_path):
 
 
 def test_aro_scores_the_box_crop_not_the_whole_image(tmp_path):
+    from eval_toy import decode
     from train.eval.encode import load_image
-    from train.eval.toy import decode
     world = World()
     fx.write_aro(world, tmp_path, "relation", big=1, small=0)
     ev = build_one("aro_relation", {"ann": str(tmp_path / "visual_genome_relation.json"),

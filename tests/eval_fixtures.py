@@ -1,5 +1,5 @@
 """Tiny benchmarks written in each benchmark's official file format, with toy images whose right
-answers a `toy.World` knows (tests; also a demo of each layout). Every writer returns what the
+answers an `eval_toy.World` knows (tests; also a demo of each layout). Every writer returns what the
 matching evaluator needs and, where the benchmark filters, items the filter must drop: those are
 built so that counting them would make the oracle wrong."""
 import io
@@ -8,10 +8,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from eval_toy import World, colour
 from hn_data.set_format import png_bytes
 from hn_data.tar_io import TarWriter
-
-from .toy import World, colour
 
 
 def _save(img, path):
