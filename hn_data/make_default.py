@@ -12,24 +12,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .backgrounds import background
-from .canvas import compose
 from .engine import Config, run as run_engine
-from .objects import CLASSES, cutout, fill_ratio
+from .objects import CLASSES
+from .scenes import names_caption, object_scene
 from .set_format import TarWriter, write_pair, write_stats
 
 
 def pair_sample(rng, size, bg_seed, classes):
     """One image of one or two objects, captioned by object names only."""
     names = [classes[i] for i in rng.choice(len(classes), int(rng.integers(1, 3)), replace=False)]
-    bg = background(size, bg_seed)
-    items = []
-    for name in names:
-        side = int(np.sqrt(rng.uniform(0.04, 0.3) * size * size / fill_ratio(name)))
-        x0, y0 = int(rng.integers(-side // 4, size - side * 3 // 4)), int(rng.integers(-side // 4, size - side * 3 // 4))
-        items.append((name, cutout(name, side, rng), (x0, y0)))
-    cap = "a photo of a " + " and a ".join(names)
-    return compose(bg, items).image, cap
+    return object_scene(rng, names, size, bg_seed, area=(0.04, 0.3)).image, names_caption(names)
 
 
 def main(argv=None):

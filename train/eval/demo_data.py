@@ -14,21 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from hn_data.backgrounds import background
-from hn_data.canvas import compose
-from hn_data.objects import CLASSES, cutout, fill_ratio
+from hn_data.objects import CLASSES
+from hn_data.scenes import names_caption, object_scene
 from hn_data.tar_io import TarWriter
 
 SEED_OFFSET = 3_000_000_000
 
 
+def _corners(side, size):
+    """Inside the image, as the demo data has always been drawn (its images stay the same)."""
+    return 0, max(1, size - side)
+
+
 def scene(rng, names, size, bg_seed):
-    items = []
-    for name in names:
-        side = int(np.sqrt(rng.uniform(0.06, 0.3) * size * size / fill_ratio(name)))
-        x0, y0 = (int(rng.integers(0, max(1, size - side))) for _ in range(2))
-        items.append((name, cutout(name, side, rng), (x0, y0)))
-    return compose(background(size, bg_seed), items).image
+    return object_scene(rng, names, size, bg_seed, area=(0.06, 0.3), corners=_corners).image
 
 
 def main(argv=None):
@@ -55,7 +54,7 @@ def main(argv=None):
                 names = [classes[j] for j in rng.choice(len(classes), int(rng.integers(1, 3)), replace=False)]
                 buf = io.BytesIO()
                 scene(rng, names, args.size, bg).save(buf, format="JPEG", quality=95)
-                cap = "a photo of a " + " and a ".join(names)
+                cap = names_caption(names)
                 key = f"{s:05d}{i:04d}"
                 for ext, data in (("jpg", buf.getvalue()), ("txt", cap.encode()),
                                   ("json", json.dumps({"key": key, "caption": cap, "status": "success"}).encode())):

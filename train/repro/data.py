@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hn_data.backgrounds import background
-from hn_data.canvas import compose
 from hn_data.concepts import SUBSETS, build
-from hn_data.objects import CLASSES, cutout, fill_ratio
+from hn_data.objects import CLASSES
+from hn_data.scenes import inside, names_caption, object_scene
 from hn_data.set_format import TarWriter, write_pair, write_set, write_stats
 from hn_data.spec_layout import write_spec
 
@@ -33,18 +32,13 @@ def pair_image(rng, size, bg_seed):
     """1-3 objects (classes may repeat) at random places and sizes; caption = names only."""
     n = int(rng.integers(1, 4))
     names = [NAMES[i] for i in rng.integers(0, len(NAMES), n)]
-    items = []
-    for name in names:
-        side = max(4, int(np.sqrt(rng.uniform(0.01, 0.25) * size * size / fill_ratio(name))))
-        x0, y0 = (int(v) for v in rng.integers(-side // 4, size - side * 3 // 4, 2))
-        items.append((name, cutout(name, side, rng), (x0, y0)))
-    scene = compose(background(size, bg_seed), items)
+    scene = object_scene(rng, names, size, bg_seed, area=(0.01, 0.25), min_side=4)
     # name only objects that stayed visible (a later object may cover an earlier one)
     visible = list(dict.fromkeys(o.name for o in scene.objects if o.mask.sum() >= 4))
     if not visible:
         return None
     rng.shuffle(visible)
-    return scene.image, "a photo of a " + " and a ".join(visible)
+    return scene.image, names_caption(visible)
 
 
 def write_pairs(out: Path, prefix, n_shards, per_shard, size, seed):
@@ -88,9 +82,7 @@ def write_zeroshot(root: Path, per_class, size, seed):
     labels = []
     for k in range(per_class * len(NAMES)):
         name = NAMES[k % len(NAMES)]
-        side = max(4, int(np.sqrt(rng.uniform(0.01, 0.12) * size * size / fill_ratio(name))))
-        x0, y0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
-        img = compose(background(size, seed + k), [(name, cutout(name, side, rng), (x0, y0))]).image
+        img = object_scene(rng, [name], size, seed + k, area=(0.01, 0.12), corners=inside, min_side=4).image
         rel = f"images/{k:06d}.jpg"
         img.save(root / rel, quality=95)
         labels.append({"image": rel, "label": name})
