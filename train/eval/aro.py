@@ -9,8 +9,7 @@ The original takes argmax over [false, true], so a tie picks the false caption: 
 `first` (with the true caption second, right_pos=1) agree."""
 from pathlib import Path
 
-from .base import Evaluator
-from .pairwise import Item, by_group, examples_from, need, read_json, score_items
+from .pairwise import Item, ItemEvaluator, need, read_json
 from .scoring import macro, pct
 
 MIN_ATTRIBUTE_PAIR = 25
@@ -62,19 +61,15 @@ def load_aro(path, image_root, kind, path_of=None):
     return items
 
 
-class _AroEvaluator(Evaluator):
+class _AroEvaluator(ItemEvaluator):
     kind = None
 
     def __init__(self, ann, image_root, **common):
         super().__init__(**common)
         self.items = load_aro(ann, image_root, self.kind, self.path)[:self.limit]
 
-    def inputs(self):
-        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
-
     def score(self, model, tokenizer, preprocess, device="cpu"):
-        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
-        groups = by_group(self.items, hits)
+        hits, scores, groups = self.scored(model, tokenizer, preprocess, device)
         if self.kind == "attribution":
             kept = {g: pct(h) for g, h in groups.items() if len(h) >= MIN_ATTRIBUTE_PAIR}
         else:
@@ -82,8 +77,7 @@ class _AroEvaluator(Evaluator):
         metrics = {"macro/acc": macro(kept.values()), "micro/acc": pct(hits),
                    **{f"{self.kind}/{g}/acc": v for g, v in kept.items()}}
         counts = {"items": len(hits), "groups_kept": len(kept), "groups": len(groups)}
-        return self.result(metrics, counts, examples_from(self.items, hits, scores, f"aro_{self.kind}",
-                                                          self.n_examples))
+        return self.result(metrics, counts, self.examples(hits, scores, f"aro_{self.kind}"))
 
 
 class AroRelationEvaluator(_AroEvaluator):

@@ -22,8 +22,7 @@ import re
 import numpy as np
 import torch
 
-from .base import Evaluator
-from .pairwise import Item, score_items
+from .pairwise import Item, ItemEvaluator
 from .retrieval import load_karpathy
 from .scoring import pct, top1
 
@@ -86,7 +85,7 @@ def perturb(caption, kind, rng, tagger=None):
     return " ".join(words)
 
 
-class AroOrderEvaluator(Evaluator):
+class AroOrderEvaluator(ItemEvaluator):
     """type aro_order: one suite per dataset (COCO-Order, Flickr30k-Order)."""
     type_name = "aro_order"
 
@@ -111,11 +110,8 @@ class AroOrderEvaluator(Evaluator):
             if self.limit and len(self.items) >= self.limit:
                 break
 
-    def inputs(self):
-        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
-
     def score(self, model, tokenizer, preprocess, device="cpu"):
-        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
+        hits, scores, _ = self.scored(model, tokenizer, preprocess, device)
         metrics = {"acc": pct(hits)}
         for k, p in enumerate(self.perturbations):
             metrics[f"{p}/acc"] = pct(top1(torch.tensor([s[0], s[k + 1]]), 0, self.tie_rule) for s in scores)

@@ -12,9 +12,8 @@ import ast
 import csv
 from pathlib import Path
 
-from .base import Evaluator
-from .pairwise import Item, by_group, examples_from, score_items
-from .scoring import macro, pct
+from .pairwise import Item, ItemEvaluator
+from .scoring import first_per_group, macro, pct
 
 COLUMNS = ("image_id", "x", "y", "width", "height", "caption")
 
@@ -59,27 +58,19 @@ def load_crepe(files, image_roots, negatives="hard_negs"):
     return items, skipped
 
 
-class CrepeEvaluator(Evaluator):
+class CrepeEvaluator(ItemEvaluator):
     type_name = "crepe"
 
     def __init__(self, files, image_root, negatives="hard_negs", **common):
         super().__init__(**common)
         items, self.skipped = load_crepe(files, image_root, negatives)
-        seen, self.items = {}, []
-        for it in items:  # the first N rows of every file
-            seen[it.group] = seen.get(it.group, 0) + 1
-            if self.limit is None or seen[it.group] <= self.limit:
-                self.items.append(it)
+        self.items = first_per_group(items, self.limit)  # the first N rows of every file
         if not self.items:
             raise ValueError(f"CREPE: no scorable rows in {list(files.values())} ({self.skipped})")
 
-    def inputs(self):
-        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
-
     def score(self, model, tokenizer, preprocess, device="cpu"):
-        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
-        groups = by_group(self.items, hits)
+        hits, scores, groups = self.scored(model, tokenizer, preprocess, device)
         metrics = {f"{g}/acc": pct(h) for g, h in groups.items()}
         metrics["avg/acc"] = macro(metrics.values())
         counts = {"items": len(hits), **{f"skipped_{k}": v for k, v in self.skipped.items()}}
-        return self.result(metrics, counts, examples_from(self.items, hits, scores, "crepe", self.n_examples))
+        return self.result(metrics, counts, self.examples(hits, scores, "crepe"))

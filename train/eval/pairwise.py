@@ -11,6 +11,7 @@ from typing import List
 
 import torch
 
+from .base import Evaluator
 from .encode import encode_images, encode_texts
 from .scoring import scores_of, top1
 
@@ -40,6 +41,25 @@ def score_items(items, model, tokenizer, preprocess, device="cpu", batch_size=12
         hits.append(top1(official_order(s, it.right_pos), it.right_pos, rule))
         scores.append(s.tolist())
     return hits, scores
+
+
+class ItemEvaluator(Evaluator):
+    """An evaluator over `self.items` (Items: an image, its right caption, its wrong ones): the
+    inputs and the scoring pass are the same for every such benchmark; each one only reads its
+    files and turns the hits into its own metrics."""
+    items = ()
+
+    def inputs(self):
+        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
+
+    def scored(self, model, tokenizer, preprocess, device="cpu"):
+        """-> (hits, scores [right, *wrong] per item, hits by group)."""
+        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size,
+                                   self.tie_rule)
+        return hits, scores, by_group(self.items, hits)
+
+    def examples(self, hits, scores, benchmark):
+        return examples_from(self.items, hits, scores, benchmark, self.n_examples)
 
 
 def read_json(path, kind):

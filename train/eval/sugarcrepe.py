@@ -6,8 +6,7 @@ is the plain mean of the sub-tasks (the average papers report, e.g. 73.0 for Ope
 `limit` takes the first N items of every sub-task."""
 from pathlib import Path
 
-from .base import Evaluator
-from .pairwise import Item, by_group, examples_from, need, read_json, score_items
+from .pairwise import Item, ItemEvaluator, need, read_json
 from .scoring import first_per_group, macro, pct
 
 SUBTASKS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
@@ -33,20 +32,16 @@ def load_sugarcrepe(root, image_root, subtasks=None, path_of=None):
     return items
 
 
-class SugarCrepeEvaluator(Evaluator):
+class SugarCrepeEvaluator(ItemEvaluator):
     type_name = "sugarcrepe"
 
     def __init__(self, root, image_root, subtasks=None, **common):
         super().__init__(**common)
         self.items = first_per_group(load_sugarcrepe(root, image_root, subtasks, self.path), self.limit)
 
-    def inputs(self):
-        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
-
     def score(self, model, tokenizer, preprocess, device="cpu"):
-        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
-        groups = by_group(self.items, hits)
+        hits, scores, groups = self.scored(model, tokenizer, preprocess, device)
         metrics = {f"{g}/acc": pct(h) for g, h in groups.items()}
         metrics["avg/acc"] = macro(metrics.values())
         counts = {"items": len(hits), **{f"{g}/items": len(h) for g, h in groups.items()}}
-        return self.result(metrics, counts, examples_from(self.items, hits, scores, "sugarcrepe", self.n_examples))
+        return self.result(metrics, counts, self.examples(hits, scores, "sugarcrepe"))

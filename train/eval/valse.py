@@ -10,8 +10,7 @@ loop); `avg` is the mean over the pieces given (VALSE's average when all 11 are:
 `limit` takes the first N valid items of every piece."""
 from pathlib import Path
 
-from .base import Evaluator
-from .pairwise import Item, by_group, examples_from, need, read_json, score_items
+from .pairwise import Item, ItemEvaluator, need, read_json
 from .scoring import first_per_group, macro, pct
 
 MIN_CAPTION_VOTES = 2
@@ -41,7 +40,7 @@ def load_valse(files, image_roots, path_of=None):
     return items, skipped
 
 
-class ValseEvaluator(Evaluator):
+class ValseEvaluator(ItemEvaluator):
     type_name = "valse"
 
     def __init__(self, files, image_root, **common):
@@ -50,14 +49,10 @@ class ValseEvaluator(Evaluator):
         self.items = first_per_group(items, self.limit)
         self.pieces = list(files)
 
-    def inputs(self):
-        return [it.image for it in self.items], [t for it in self.items for t in [it.right, *it.wrong]]
-
     def score(self, model, tokenizer, preprocess, device="cpu"):
-        hits, scores = score_items(self.items, model, tokenizer, preprocess, device, self.batch_size, self.tie_rule)
-        groups = by_group(self.items, hits)
+        hits, scores, groups = self.scored(model, tokenizer, preprocess, device)
         metrics = {f"{p}/acc": pct(groups[p]) for p in self.pieces if p in groups}
         metrics["avg/acc"] = macro(metrics.values())
         counts = {"items": len(hits), "filtered_out": sum(self.skipped.values()),
                   **{f"{p}/items": len(groups.get(p, [])) for p in self.pieces}}
-        return self.result(metrics, counts, examples_from(self.items, hits, scores, "valse", self.n_examples))
+        return self.result(metrics, counts, self.examples(hits, scores, "valse"))
