@@ -27,8 +27,10 @@ from .backends import RejectedSample
 from .coco import COCO_CLASSES
 from .plurals import plural
 
-BACKGROUND_PROMPTS = ["a photo of an empty grassy field", "a photo of an empty beach", "a photo of an empty room",
-                      "a photo of an empty street", "a photo of an empty table top", "a photo of a snowy plain"]
+BACKGROUND_PROMPTS = ["a photo of an empty grassy field", "a photo of an empty beach",
+                      "a photo of an empty room",
+                      "a photo of an empty street", "a photo of an empty table top",
+                      "a photo of a snowy plain"]
 
 
 class DiffusionBackend:
@@ -78,7 +80,8 @@ class DiffusionBackend:
             if self.paths["inpaint"] == self.paths["t2i"]:
                 m = AutoPipelineForInpainting.from_pipe(self._model("t2i"))  # shares weights, no 2nd copy
             else:
-                m = AutoPipelineForInpainting.from_pretrained(self.paths["inpaint"], torch_dtype=self._torch_dtype())
+                m = AutoPipelineForInpainting.from_pretrained(self.paths["inpaint"],
+                                                              torch_dtype=self._torch_dtype())
                 m = m.to(self.device)
             m.set_progress_bar_config(disable=True)
         elif kind == "detector":
@@ -99,7 +102,8 @@ class DiffusionBackend:
         import torch
         g = torch.Generator("cpu").manual_seed(int(instance))
         return self._model("t2i")(self.prompt.format(name), num_inference_steps=self.steps,
-                                  guidance_scale=self.guidance_scale, height=self.gen_size, width=self.gen_size,
+                                  guidance_scale=self.guidance_scale, height=self.gen_size,
+                                  width=self.gen_size,
                                   generator=g).images[0].convert("RGB")
 
     # ---- stage 2: detector box -> segmenter mask -> RGBA cut-out ----
@@ -197,7 +201,8 @@ class DiffusionBackend:
         import torch
         w, h = image.size
         g = torch.Generator("cpu").manual_seed(int(seed) % (1 << 63))
-        out = self._model("inpaint")(prompt=prompt, image=image, mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+        out = self._model("inpaint")(prompt=prompt, image=image,
+                                     mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
                                      num_inference_steps=self.steps, guidance_scale=self.guidance_scale,
                                      height=_up8(h), width=_up8(w), strength=1.0, generator=g).images[0]
         return out.convert("RGB").resize((w, h), Image.LANCZOS)
@@ -219,7 +224,8 @@ class DiffusionBackend:
         from scipy import ndimage
         region = ndimage.binary_dilation(objects, iterations=self.halo)
         ring = region & ~objects
-        blended = self._inpaint(scene.image, ring, self.prompt.format(" and ".join(o.name for o in scene.objects[:2])), seed)
+        blended = self._inpaint(scene.image, ring,
+                                self.prompt.format(" and ".join(o.name for o in scene.objects[:2])), seed)
         out = np.asarray(background).copy()
         out[ring] = np.asarray(blended)[ring]              # only the halo is repainted
         out[objects] = np.asarray(scene.image)[objects]    # objects stay exactly as measured

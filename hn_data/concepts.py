@@ -54,7 +54,8 @@ def absolute_size(rng, size, names, inst, backend):
         if label == "large":
             side = int(side * 1.6)  # overflow the canvas so any shape covers >= 0.8
         cut = backend.cutout(x, side, ix)
-        out.append(Member(label, f"the {x} is {label} in the image", [(x, cut, _at(cut, size / 2, size / 2), ix)]))
+        out.append(Member(label, f"the {x} is {label} in the image",
+                          [(x, cut, _at(cut, size / 2, size / 2), ix)]))
     return out
 
 
@@ -66,7 +67,8 @@ def relative_size(rng, size, names, inst, backend):
         ca = backend.cutout(a, _side(backend, a, ia, base * math.sqrt(ratio), size), ia)
         cb = backend.cutout(b, _side(backend, b, ib, base / math.sqrt(ratio), size), ib)
         out.append(Member(label, f"the {a} is {label} the {b}",
-                          [(a, ca, _at(ca, size * 0.28, size / 2), ia), (b, cb, _at(cb, size * 0.72, size / 2), ib)]))
+                          [(a, ca, _at(ca, size * 0.28, size / 2), ia),
+                           (b, cb, _at(cb, size * 0.72, size / 2), ib)]))
     return out
 
 
@@ -186,7 +188,8 @@ def _build(subset, rng, size, bg_seed, classes, backend, instance, rejects):
     images, regions, measured, boxes, masks, pngs = [], [], [], [], [], []
     for k, m in enumerate(members):
         scene = compose(bg, m.items)
-        got = measure(subset, [{"name": o.name, "mask": o.mask, "cut_area": o.cut_area} for o in scene.objects],
+        got = measure(subset,
+                      [{"name": o.name, "mask": o.mask, "cut_area": o.cut_area} for o in scene.objects],
                       names, scene.image.size)
         masks.append([(o.name, o.mask, o.cut_area) for o in scene.objects])
         if got != m.label:

@@ -37,7 +37,8 @@ def convert(src, out, sets_per_shard=256, check_images=True, allow_outside_root=
             imgs, caps = rec.get("images"), rec.get("captions")
             require(isinstance(imgs, list) and imgs and all(isinstance(p, str) and p for p in imgs),
                     where, "'images' must list at least one image path")
-            require(isinstance(caps, list) and len(caps) >= 2, where, "'captions' must list at least 2 captions")
+            require(isinstance(caps, list) and len(caps) >= 2, where,
+                    "'captions' must list at least 2 captions")
             links = rec.get("image_caption", list(range(len(imgs))))
             require(isinstance(rec.get("subset", ""), str), where, "'subset' must be a string")
             require(isinstance(rec.get("objects", []), list), where, "'objects' must be a list")
@@ -61,7 +62,8 @@ def main(argv=None):
                     help="read image paths that are absolute or climb out of --src")
     args = ap.parse_args(argv)
     try:
-        m = convert(args.src, args.out, args.sets_per_shard, not args.no_check_images, args.allow_outside_root)
+        m = convert(args.src, args.out, args.sets_per_shard, not args.no_check_images,
+                    args.allow_outside_root)
     except ConvertError as e:
         raise SystemExit(f"convert_jsonl: {e}") from None
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")

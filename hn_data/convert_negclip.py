@@ -55,9 +55,11 @@ def read_rows(tsv):
                     row[c] = ast.literal_eval(row[c]) if row[c].strip() else []
                 except (ValueError, SyntaxError):
                     raise ConvertError(f"{where}: column {c} is not a Python list literal: {row[c][:80]!r}") from None
-                require(isinstance(row[c], (list, tuple)), where, f"column {c} must be a list, got {row[c]!r}")
+                require(isinstance(row[c], (list, tuple)), where,
+                        f"column {c} must be a list, got {row[c]!r}")
             if isinstance(row["neg_caption"], (list, tuple)):
-                require(all(isinstance(x, str) for x in row["neg_caption"]), where, "neg_caption must list strings")
+                require(all(isinstance(x, str) for x in row["neg_caption"]), where,
+                        "neg_caption must list strings")
             require(all(isinstance(x, int) and not isinstance(x, bool) for x in row["neg_image"]),
                     where, "neg_image must list integer row indices")
             require(row["title"].strip(), where, "empty title")
@@ -90,7 +92,8 @@ def convert(tsv, out, image_root=None, neg_images=1, neg_captions=0, sets_per_sh
             c = caption(r["title"])
             if c in links:  # its title is already another image's caption: a false negative
                 return
-            images.append(load_image(inside(root, root, r["filepath"], w, allow_outside_root), w, check_images))
+            images.append(load_image(inside(root, root, r["filepath"], w, allow_outside_root), w,
+                                     check_images))
             links.append(c)
             paths.append(r["filepath"])
 
@@ -118,9 +121,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tsv", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--image-root", default=None, help="filepath is relative to this (default: the TSV's folder)")
+    ap.add_argument("--image-root", default=None,
+                    help="filepath is relative to this (default: the TSV's folder)")
     ap.add_argument("--neg-images", type=int, default=1, help="hard-negative images per set")
-    ap.add_argument("--neg-captions", type=int, default=0, help="negative captions taken from each negative image's row")
+    ap.add_argument("--neg-captions", type=int, default=0,
+                    help="negative captions taken from each negative image's row")
     ap.add_argument("--sets-per-shard", type=int, default=256)
     ap.add_argument("--no-check-images", action="store_true")
     ap.add_argument("--allow-outside-root", action="store_true",

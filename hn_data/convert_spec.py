@@ -86,7 +86,8 @@ def convert(root, out, subsets=None, sets_per_shard=256, check_images=True,
             if len(s.captions) < 2:
                 raise ConvertError(f"{where}: set has a single caption ({s.captions[0]!r}); "
                                    f"text2image.json lists no other query for its images")
-            images = [load_image(inside(root, folder, p, at(path, ln), allow_outside_root), at(path, ln), check_images)
+            images = [load_image(inside(root, folder, p, at(path, ln), allow_outside_root), at(path, ln),
+                                 check_images)
                       for (p, _), ln in zip(s.images, s.lines)]
             rec = {"subset": folder.name, "captions": s.captions,
                    "image_caption": [c for _, c in s.images], "objects": [],

@@ -95,7 +95,8 @@ def _shard_job(job):
         rejected[cs.subset] = rejected.get(cs.subset, 0) + rej
         write_set(w, f"{i:08d}", cs)
     w.close()
-    stats = {"sets": hi - lo, "first": lo, "config": cfg.fingerprint(split, lo, hi), "rejected": sum(rejected.values()),
+    stats = {"sets": hi - lo, "first": lo, "config": cfg.fingerprint(split, lo, hi),
+             "rejected": sum(rejected.values()),
              "rejected_per_subset": rejected, "rejected_per_reason": dict(reasons)}
     _stats_path(path).write_text(json.dumps(stats, sort_keys=True))
     return stats
@@ -208,11 +209,13 @@ def load_options(text):
 
 def add_engine_args(ap):
     ap.add_argument("--backend", default="procedural", choices=["procedural", "diffusion"])
-    ap.add_argument("--backend-options", default="", help="JSON or a .json/.yaml file (diffusion: model paths)")
+    ap.add_argument("--backend-options", default="",
+                    help="JSON or a .json/.yaml file (diffusion: model paths)")
     ap.add_argument("--size", type=int, default=64, help="image side in pixels")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--subsets", default=",".join(SUBSETS), help="comma-separated subset names")
-    ap.add_argument("--instances-per-class", type=int, default=64, help="object instances per class and split")
+    ap.add_argument("--instances-per-class", type=int, default=64,
+                    help="object instances per class and split")
     ap.add_argument("--workers", type=int, default=1, help="processes (each loads its own backend)")
 
 

@@ -216,7 +216,8 @@ def main(argv=None):
     for s, path in enumerate(expand(args.pairs)):
         w = TarWriter(out / f"sets-{s:06d}.tar")
         for key, jpg, cap in _read_pairs(path):
-            rng = np.random.default_rng(np.random.SeedSequence([args.seed, s, int.from_bytes(key.encode()[-8:], "little")]))
+            rng = np.random.default_rng(np.random.SeedSequence([args.seed, s,
+                                                                int.from_bytes(key.encode()[-8:], "little")]))
             negs = negatives_for(cap, rng, args.negatives)
             if not negs:
                 stats["skipped_no_negative"] += 1

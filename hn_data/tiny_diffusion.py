@@ -38,12 +38,14 @@ def build_t2i(folder: Path):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
     torch.manual_seed(0)
     tok, vocab = write_clip_tokenizer(folder / "_tok")
-    tcfg = CLIPTextConfig(bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1, hidden_size=32,
+    tcfg = CLIPTextConfig(bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1,
+                          hidden_size=32,
                           intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, vocab_size=vocab,
                           max_position_embeddings=64, projection_dim=32, hidden_act="gelu")
     unet = UNet2DConditionModel(
         block_out_channels=(4, 8), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
         addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=80, cross_attention_dim=64, norm_num_groups=1)
@@ -88,11 +90,14 @@ def build_segmenter(folder: Path):
     )
     torch.manual_seed(0)
     cfg = SamConfig(
-        vision_config=SamVisionConfig(hidden_size=16, output_channels=16, num_hidden_layers=1, num_attention_heads=2,
+        vision_config=SamVisionConfig(hidden_size=16, output_channels=16, num_hidden_layers=1,
+                                      num_attention_heads=2,
                                       image_size=64, patch_size=8, window_size=4, global_attn_indexes=[0],
                                       num_pos_feats=8, mlp_dim=32),
-        prompt_encoder_config=SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8, mask_input_channels=4),
-        mask_decoder_config=SamMaskDecoderConfig(hidden_size=16, mlp_dim=32, num_hidden_layers=2, num_attention_heads=2,
+        prompt_encoder_config=SamPromptEncoderConfig(hidden_size=16, image_size=64, patch_size=8,
+                                                     mask_input_channels=4),
+        mask_decoder_config=SamMaskDecoderConfig(hidden_size=16, mlp_dim=32, num_hidden_layers=2,
+                                                 num_attention_heads=2,
                                                  iou_head_hidden_dim=16))
     SamModel(cfg).save_pretrained(folder)
     ip = SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64},

@@ -19,7 +19,8 @@ def _save(img, path):
     return path
 
 
-def write_spec(world: World, root, subsets=(("absolute_size", 3), ("count", 4)), sets=3, classes=("apple", "kite")):
+def write_spec(world: World, root, subsets=(("absolute_size", 3), ("count", 4)), sets=3,
+               classes=("apple", "kite")):
     """Official SPEC layout; captions name a class so CLS can parse them; images also carry the
     class prompt so the oracle gets CLS right."""
     root = Path(root)
@@ -72,7 +73,8 @@ def write_aro(world, root, kind, big=25, small=3, symmetric=0):
             canvas.paste(inner.resize((16, 12)), (10, 20))
             name = f"{kind}_{g}_{i}.png"
             _save(canvas, root / "images" / name)
-            rec = {"image_id": str(i), "image_path": name, "bbox_x": 10, "bbox_y": 20, "bbox_w": 16, "bbox_h": 12,
+            rec = {"image_id": str(i), "image_path": name, "bbox_x": 10, "bbox_y": 20, "bbox_w": 16,
+                   "bbox_h": 12,
                    "true_caption": true, "false_caption": false}
             if kind == "relation":
                 rec["relation_name"] = "next to" if g == 2 else f"rel{g}"
@@ -120,7 +122,8 @@ def write_winoground(world, root, n=4):
     return {"jsonl": str(root / "examples.jsonl"), "image_root": str(root / "images")}
 
 
-def write_zeroshot_folder(world, root, classes=("red_fox", "tabby cat", "kite"), per_class=2, templates=("a photo of a {}.", "a {}.")):
+def write_zeroshot_folder(world, root, classes=("red_fox", "tabby cat", "kite"), per_class=2,
+                          templates=("a photo of a {}.", "a {}.")):
     root = Path(root)
     for c in classes:
         name = c.replace("_", " ")
@@ -135,7 +138,8 @@ def _tar(path, members):
             w.add(name, data)
 
 
-def write_zeroshot_wds(world, root, classes=("dog", "cat", "kite"), per_class=2, templates=("a photo of a {}.",)):
+def write_zeroshot_wds(world, root, classes=("dog", "cat", "kite"), per_class=2,
+                       templates=("a photo of a {}.",)):
     """clip_benchmark's layout: KEY.png + KEY.cls in shards, classnames.txt beside them."""
     root = Path(root)
     members = []
@@ -164,7 +168,8 @@ def write_pairs(world, root, n=16, shards=2):
             world.image([cap]).save(buf, format="JPEG", quality=95)
             key = f"{s:05d}{i:04d}"
             members += [(f"{key}.jpg", buf.getvalue()), (f"{key}.txt", cap.encode()),
-                        (f"{key}.json", json.dumps({"key": key, "caption": cap, "status": "success"}).encode())]
+                        (f"{key}.json",
+                         json.dumps({"key": key, "caption": cap, "status": "success"}).encode())]
         _tar(root / f"{s:05d}.tar", members)
     return {"urls": str(root / f"{{00000..{shards - 1:05d}}}.tar")}
 
@@ -236,7 +241,8 @@ def write_svo(world, root, per_type=3):
                 world.image([f"svo other {t} {i}"]).save(root / "images" / f"{neg}.png")
             rows.append({"sentence": s, "pos_triplet": "girl,ride,horse", "neg_triplet": "boy,ride,horse",
                          "subj_neg": t == "subj", "verb_neg": t == "verb", "obj_neg": t == "obj",
-                         "pos_url": f"http://example.invalid/{pos}.jpg", "neg_url": f"http://example.invalid/{neg}.jpg",
+                         "pos_url": f"http://example.invalid/{pos}.jpg",
+                         "neg_url": f"http://example.invalid/{neg}.jpg",
                          "pos_image_id": pos, "neg_image_id": neg})
     rows.append({**rows[0], "verb_neg": True})  # two negative types: left out, as the notebook
     with open(root / "svo_probes.csv", "w", newline="") as f:
@@ -299,7 +305,8 @@ def write_cola(world, root, n=3):
         recs.append([f"https://cs-people.bu.edu/array/data/vg_gqa_images/{names[0]}", c1,
                      f"https://cs-people.bu.edu/array/data/vg_gqa_images/{names[1]}", c2])
     (root / "COLA_multiobjects_matching_benchmark.json").write_text(json.dumps(recs))
-    return {"ann": str(root / "COLA_multiobjects_matching_benchmark.json"), "image_root": str(root / "images")}
+    return {"ann": str(root / "COLA_multiobjects_matching_benchmark.json"),
+            "image_root": str(root / "images")}
 
 
 def write_crepe(world, root, per_file=3):

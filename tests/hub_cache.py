@@ -56,4 +56,5 @@ def safetensors_bytes(state: dict) -> bytes:
 def open_clip_repo_files(model_cfg: dict, state: dict, preprocess_cfg=None) -> dict:
     """What an open_clip model repository on the hub holds (as push_to_hf_hub writes it)."""
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}
-    return {"open_clip_config.json": json.dumps(config).encode(), "open_clip_model.safetensors": safetensors_bytes(state)}
+    return {"open_clip_config.json": json.dumps(config).encode(),
+            "open_clip_model.safetensors": safetensors_bytes(state)}

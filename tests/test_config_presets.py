@@ -41,7 +41,8 @@ def test_paper_preset_is_the_paper_recipe():
     cfg = validate(compose(["experiment=paper"]))
     # OpenAI's ViT-B/32 with the QuickGELU it was trained with
     assert (cfg.model.name, cfg.model.pretrained) == ("ViT-B-32-quickgelu", "openai")
-    assert (cfg.optim.steps, cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.schedule) == (1000, 1e-6, 800, "cosine")
+    assert (cfg.optim.steps, cfg.optim.lr,
+            cfg.optim.warmup_steps, cfg.optim.schedule) == (1000, 1e-6, 800, "cosine")
     assert cfg.loss.hn_weight == 0.2
     # the paper's global step, whatever the GPU count
     assert (cfg.data.global_pairs_per_step, cfg.data.global_set_items_per_step) == (2048, 768)

@@ -48,8 +48,10 @@ def test_plus_typo_exits_2_from_the_command_line(tmp_path):
     ("optim.eps=0", "optim.eps"), ("optim.grad_clip=-1", "optim.grad_clip"),
     ("data.workers=-1", "data.workers"), ("checkpoint.keep_last=0", "checkpoint.keep_last"),
     ("checkpoint.every_steps=-10", "checkpoint.every_steps"), ("eval.batch_size=0", "eval.batch_size"),
-    ("logger.log_every=0", "logger.log_every"), ("data.global_pairs_per_step=0", "data.global_pairs_per_step"),
-    ("data.pairs.0.weight=0", "data.pairs.0.weight"), ("data.set_items_per_step=1", "data.set_items_per_step"),
+    ("logger.log_every=0", "logger.log_every"),
+    ("data.global_pairs_per_step=0", "data.global_pairs_per_step"),
+    ("data.pairs.0.weight=0", "data.pairs.0.weight"),
+    ("data.set_items_per_step=1", "data.set_items_per_step"),
 ])
 def test_out_of_range_value_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -105,7 +107,8 @@ def test_indivisible_global_batch_exits_2_before_any_work(tmp_path):
     # WORLD_SIZE is what accelerate launch / torchrun hand each process
     env = dict(os.environ, WORLD_SIZE="3", RANK="0")
     r = subprocess.run([sys.executable, "train/main.py", "data.global_pairs_per_step=64",
-                        f"run_dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+                        f"run_dir={tmp_path}/run"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                        env=env)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "data.global_pairs_per_step=64" in r.stderr and "world size 3" in r.stderr
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

@@ -128,7 +128,8 @@ def negclip_tsv(tmp_path, rows=None):
     for n in range(4):
         img(n, 0).save(tmp_path / "imgs" / f"{n}.jpg", quality=95)
     rows = rows or [
-        ["0", "a dog left of a cat", "imgs/0.jpg", "['a cat left of a dog', 'a dog right of a cat']", "[1, 2]"],
+        ["0", "a dog left of a cat", "imgs/0.jpg", "['a cat left of a dog', 'a dog right of a cat']",
+         "[1, 2]"],
         ["1", "two red apples", "imgs/1.jpg", "['two green apples']", "[0]"],
         ["2", "a man riding a horse", "imgs/2.jpg", "['a horse riding a man']", "[3]"],
         ["3", "a \"quoted\" caption", "imgs/3.jpg", "[]", "[]"],  # no negative at all: skipped
@@ -161,7 +162,8 @@ def test_negclip_tsv_to_sets(tmp_path):
     (["1", "two red apples", "imgs/1.jpg", "['x']"], "4 fields, the header has 5"),
 ])
 def test_negclip_malformed_row_names_file_and_line(tmp_path, bad, msg):
-    rows = [["0", "a dog", "imgs/0.jpg", "['a cat']", "[1]"], bad, ["2", "a man", "imgs/2.jpg", "['a horse']", "[0]"]]
+    rows = [["0", "a dog", "imgs/0.jpg", "['a cat']", "[1]"], bad,
+            ["2", "a man", "imgs/2.jpg", "['a horse']", "[0]"]]
     p = negclip_tsv(tmp_path, rows)
     # (a missing image may be met first as another row's negative: the message names both lines)
     with pytest.raises(ConvertError, match=rf"train_neg_clip.tsv:3\b.*{msg}"):
@@ -212,11 +214,13 @@ def test_jsonl_malformed_line_names_file_and_line(tmp_path, line, msg):
 
 def test_converter_cli(tmp_path):
     src = jsonl_folder(tmp_path)
-    ok = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out", str(tmp_path / "o")],
+    ok = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out",
+                         str(tmp_path / "o")],
                         cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0 and "wrote 3 sets" in ok.stdout, ok.stderr
     (src / "a.jsonl").write_text('{"images": [], "captions": ["a", "b"]}\n')
-    bad = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out", str(tmp_path / "o2")],
+    bad = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out",
+                          str(tmp_path / "o2")],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and f"{src / 'a.jsonl'}:1" in bad.stderr
 
@@ -249,13 +253,15 @@ def test_converters_refuse_paths_outside_their_root(tmp_path, how):
     rows = tsv.read_text().replace("imgs/", "").splitlines()
     rows[2] = rows[2].replace("1.jpg", rel(tmp_path / "imgs"))
     tsv.write_text("\n".join(rows) + "\n")
-    with pytest.raises(ConvertError, match=r"train_neg_clip.tsv:\d+.*image path .*secret.png.* leads outside"):
+    with pytest.raises(ConvertError,
+                       match=r"train_neg_clip.tsv:\d+.*image path .*secret.png.* leads outside"):
         convert_negclip.convert(tsv, tmp_path / "o2", image_root=tmp_path / "imgs")
     assert convert_negclip.convert(tsv, tmp_path / "o2", image_root=tmp_path / "imgs",
                                    allow_outside_root=True)["sets"] == 3
     # JSON lines: paths are relative to each file's folder, the root is --src
     src = jsonl_folder(tmp_path)
-    (src / "more" / "b.jsonl").write_text(json.dumps({"images": [rel(src / "more")], "captions": ["a", "b"]}) + "\n")
+    (src / "more" / "b.jsonl").write_text(json.dumps({"images": [rel(src / "more")],
+                                                      "captions": ["a", "b"]}) + "\n")
     with pytest.raises(ConvertError, match=r"b.jsonl:1: image path .*secret.png.* leads outside"):
         convert_jsonl.convert(src, tmp_path / "o3")
     assert convert_jsonl.convert(src, tmp_path / "o3", allow_outside_root=True)["sets"] == 3

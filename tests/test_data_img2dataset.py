@@ -43,7 +43,8 @@ def server(tmp_path):
     (www / "broken.jpg").write_bytes(b"this is not an image")
     # -u: the "Serving HTTP on ... port N" line must not sit in a pipe buffer
     proc = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
-                             "--directory", str(www)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                             "--directory", str(www)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True)
     try:
         port = int(proc.stdout.readline().split(" port ")[1].split()[0])
         yield f"http://127.0.0.1:{port}"

@@ -35,7 +35,8 @@ def test_run_leaves_everything(run_dir):
     evals = [r for r in rows if "eval/spec/mean/i2t" in r]
     assert [r["step"] for r in evals] == [3, 6]
     final = json.loads((run / "eval_final.json").read_text())
-    for subset in ("absolute_size", "relative_size", "absolute_spatial", "relative_spatial", "existence", "count"):
+    for subset in ("absolute_size", "relative_size", "absolute_spatial", "relative_spatial", "existence",
+                   "count"):
         assert 0 <= final[f"{subset}/i2t"] <= 100 and 0 <= final[f"{subset}/t2i"] <= 100
     assert "| mean |" in stdout and "step 6/6" in stdout
     assert any((run / "wandb").glob("offline-run-*"))
@@ -54,7 +55,8 @@ def test_checkpoint_round_trips_through_plain_open_clip(run_dir):
     trained.load_state_dict(ckpt["model"])
     model.eval(), trained.eval()
     x = torch.randn(3, 3, 64, 64)
-    tok = open_clip.get_tokenizer("hnclip-tiny")(["a photo of a ball", "the apple is small in the image", "x"])
+    tok = open_clip.get_tokenizer("hnclip-tiny")(["a photo of a ball", "the apple is small in the image",
+                                                  "x"])
     with torch.no_grad():
         assert torch.equal(model.encode_image(x), trained.encode_image(x))
         assert torch.equal(model.encode_text(tok), trained.encode_text(tok))

@@ -71,7 +71,8 @@ def test_train_and_heldout_are_disjoint(engine_out):
     for i in range(12):
         a, b = make_set(cfg, "train", i)[0], make_set(cfg, "heldout", i)[0]
         assert a.meta["bg_seed"] % 2 == 0 and b.meta["bg_seed"] % 2 == 1
-        assert all(n % 2 == 0 for _, n in a.meta["instances"]) and all(n % 2 == 1 for _, n in b.meta["instances"])
+        assert all(n % 2 == 0 for _,
+                   n in a.meta["instances"]) and all(n % 2 == 1 for _, n in b.meta["instances"])
 
 
 def test_spec_layout(engine_out):

@@ -10,10 +10,12 @@ from PIL import Image
 from hn_data import text_negatives as tn
 
 CASES = {  # kind: (caption, a check of the negative)
-    "number": ("a photo of two dogs", lambda n: n.split()[3] in tn.NUMBERS and n.split()[3] != "two" and n.endswith("dogs")),
+    "number": ("a photo of two dogs",
+               lambda n: n.split()[3] in tn.NUMBERS and n.split()[3] != "two" and n.endswith("dogs")),
     "spatial": ("the cat is to the left of the chair", lambda n: n == "the cat is to the right of the chair"),
     "size": ("a small dog on the grass", lambda n: n == "a large dog on the grass"),
-    "relation": ("a man riding a horse", lambda n: "riding" not in n and n.startswith("a man ") and n.endswith(" a horse")),
+    "relation": ("a man riding a horse",
+                 lambda n: "riding" not in n and n.startswith("a man ") and n.endswith(" a horse")),
     "swap_attribute": ("a red car and a blue bike", lambda n: n == "a blue car and a red bike"),
     "swap_object": ("a dog on a sofa", lambda n: n == "a sofa on a dog"),
     "negation": ("there is a dog on the sofa", lambda n: n == "there is no dog on the sofa"),

@@ -21,7 +21,8 @@ from train.eval.adapters.hf import load_hf  # noqa: E402
 SIZE = 32
 TEXT = dict(vocab_size=700, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
             max_position_embeddings=24)
-VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=SIZE,
+VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+              image_size=SIZE,
               patch_size=8)
 
 
@@ -50,18 +51,23 @@ def build(family, root):
     d = root / family
     if family == "flava":
         tok, n = bert_tokenizer(root / "tok_flava")
-        small = {k: TEXT[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")}
+        small = {k: TEXT[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                      "num_attention_heads")}
         cfg = tf.FlavaConfig(image_config={**small, "image_size": SIZE, "patch_size": 8},
-                             text_config={**small, "vocab_size": n, "max_position_embeddings": TEXT["max_position_embeddings"],
+                             text_config={**small, "vocab_size": n,
+                                          "max_position_embeddings": TEXT["max_position_embeddings"],
                                           "pad_token_id": 0},
                              multimodal_config=small, projection_dim=16, hidden_size=32,
-                             image_codebook_config={"hidden_size": 16, "num_groups": 1, "num_blocks_per_group": 1,
+                             image_codebook_config={"hidden_size": 16, "num_groups": 1,
+                                                    "num_blocks_per_group": 1,
                                                     "vocab_size": 32})
         model = tf.FlavaModel(cfg)
-        proc = tf.FlavaImageProcessor(size={"height": SIZE, "width": SIZE}, crop_size={"height": SIZE, "width": SIZE})
+        proc = tf.FlavaImageProcessor(size={"height": SIZE, "width": SIZE},
+                                      crop_size={"height": SIZE, "width": SIZE})
     elif family == "blip":
         tok, n = bert_tokenizer(root / "tok_blip")
-        cfg = tf.BlipConfig(text_config={**TEXT, "vocab_size": n, "encoder_hidden_size": 32, "pad_token_id": 0},
+        cfg = tf.BlipConfig(text_config={**TEXT, "vocab_size": n, "encoder_hidden_size": 32,
+                                         "pad_token_id": 0},
                             vision_config=VISION, image_text_hidden_size=16)
         model = tf.BlipForImageTextRetrieval(cfg)
         proc = tf.BlipImageProcessor(size={"height": SIZE, "width": SIZE})
@@ -69,8 +75,10 @@ def build(family, root):
         tok, n = clip_tokenizer(root / f"tok_{family}")
         ids = {"vocab_size": n, "bos_token_id": n - 2, "eos_token_id": n - 1, "pad_token_id": n - 1}
         if family == "clip":
-            model = tf.CLIPModel(tf.CLIPConfig(text_config={**TEXT, **ids}, vision_config=VISION, projection_dim=16))
-            proc = tf.CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE})
+            model = tf.CLIPModel(tf.CLIPConfig(text_config={**TEXT, **ids}, vision_config=VISION,
+                                               projection_dim=16))
+            proc = tf.CLIPImageProcessor(size={"shortest_edge": SIZE},
+                                         crop_size={"height": SIZE, "width": SIZE})
         else:
             model = tf.SiglipModel(tf.SiglipConfig(text_config={**TEXT, **ids}, vision_config=VISION))
             proc = tf.SiglipImageProcessor(size={"height": SIZE, "width": SIZE})
@@ -85,7 +93,8 @@ def direct_scores(family, model, tok, proc, image, captions):
     n = model.config.text_config.max_position_embeddings
     with torch.no_grad():
         px = proc(images=image, return_tensors="pt")["pixel_values"]
-        enc = [tok([c], padding="max_length", truncation=True, max_length=n, return_tensors="pt") for c in captions]
+        enc = [tok([c], padding="max_length", truncation=True,
+                   max_length=n, return_tensors="pt") for c in captions]
         if family == "blip":
             img = model.vision_proj(model.vision_model(pixel_values=px)[0][:, 0])
             txt = torch.cat([model.text_proj(model.text_encoder(input_ids=e["input_ids"],
@@ -117,7 +126,8 @@ def spec_from_model(root, family, model, tok, proc, pick):
         assert len(set(s)) == 4  # a random model still separates the candidates
         i2t.append({"query": rel, "keys": caps, "label": int(pick(s))})
     (sub / "image2text.json").write_text(json.dumps(i2t))
-    (sub / "text2image.json").write_text(json.dumps([{"query": i2t[0]["keys"][0], "keys": [i2t[0]["query"]], "label": 0}]))
+    (sub / "text2image.json").write_text(json.dumps([{"query": i2t[0]["keys"][0], "keys": [i2t[0]["query"]],
+                                                      "label": 0}]))
     return str(root / "spec")
 
 
@@ -129,8 +139,10 @@ def test_hf_adapter_scores_the_models_own_answers(tmp_path, family):
     for pick, expected in ((np.argmax, 100.0), (np.argmin, 0.0)):
         root = spec_from_model(tmp_path / pick.__name__, family, model, tok, proc, pick)
         conf = tmp_path / f"{pick.__name__}.yaml"
-        conf.write_text(yaml.safe_dump({"benchmarks": ["spec"], "suites": {"spec": {"root": root}}, "batch_size": 4}))
-        res = cmd.main(["--model", f"hf:{d}", "--eval", str(conf), "--out", str(tmp_path / f"out_{pick.__name__}")])
+        conf.write_text(yaml.safe_dump({"benchmarks": ["spec"], "suites": {"spec": {"root": root}},
+                                        "batch_size": 4}))
+        res = cmd.main(["--model", f"hf:{d}", "--eval", str(conf), "--out",
+                        str(tmp_path / f"out_{pick.__name__}")])
         assert res["spec/count/i2t"] == expected, (family, pick.__name__)
     # identical token ids -> identical features, whatever the batch (the tie rules depend on it)
     a = "a cup " * 40
@@ -139,7 +151,8 @@ def test_hf_adapter_scores_the_models_own_answers(tmp_path, family):
 
 
 def test_unsupported_family_is_named(tmp_path):
-    cfg = tf.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    cfg = tf.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32)
     tf.BertModel(cfg).save_pretrained(tmp_path / "bert")
     with pytest.raises(ValueError, match="model_type 'bert'"):
         load_hf(str(tmp_path / "bert"))
@@ -172,7 +185,8 @@ def test_blip_itm_head_scores_pairs_as_transformers_does(tmp_path):
     img = Image.fromarray(np.random.default_rng(2).integers(0, 255, (40, 40, 3), dtype=np.uint8))
     caps = ["two cups on a table", "a cup under a table", "three dogs"]
     with torch.no_grad():
-        ours = itm.match(itm.encode_image(preprocess(img)[None]).expand(3, -1, -1), itm.encode_text(tokenizer(caps)))
+        ours = itm.match(itm.encode_image(preprocess(img)[None]).expand(3, -1, -1),
+                         itm.encode_text(tokenizer(caps)))
     assert ours.tolist() == pytest.approx(own(img, caps), abs=1e-6)
     for pick, expected in ((np.argmax, 100.0), (np.argmin, 0.0)):
         root = tmp_path / f"spec_{pick.__name__}" / "count"
@@ -181,13 +195,17 @@ def test_blip_itm_head_scores_pairs_as_transformers_does(tmp_path):
         i2t = []
         for q in range(4):
             keys = [f"set {q} has {j} cups" for j in range(3)]
-            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / "images" / f"{q}.png")
+            Image.fromarray(rng.integers(0, 255,
+                                         (40, 40, 3), dtype=np.uint8)).save(root / "images" / f"{q}.png")
             i2t.append({"query": f"images/{q}.png", "keys": keys,
-                        "label": int(pick(own(Image.open(root / "images" / f"{q}.png").convert("RGB"), keys)))})
+                        "label": int(pick(own(Image.open(root / "images" / f"{q}.png").convert("RGB"),
+                                              keys)))})
         (root / "image2text.json").write_text(json.dumps(i2t))
         (root / "text2image.json").write_text(json.dumps([]))
-        res = run_suite(build_one("spec", {"root": str(root.parent)}, batch_size=2), itm, tokenizer, preprocess)
+        res = run_suite(build_one("spec", {"root": str(root.parent)}, batch_size=2), itm, tokenizer,
+                        preprocess)
         assert res.metrics["count/i2t"] == expected
     with pytest.raises(ValueError, match="cross-encoder"):
-        run_suite(build_one("retrieval", fx.write_karpathy(World(), tmp_path / "k", n_images=2)), itm, tokenizer,
+        run_suite(build_one("retrieval", fx.write_karpathy(World(), tmp_path / "k", n_images=2)), itm,
+                  tokenizer,
                   preprocess)

@@ -146,7 +146,8 @@ def test_sugarcrepe_pp_on_the_released_excerpt(tmp_path, tiny):
     noisy.mkdir()
     rng = np.random.default_rng(0)
     for r in recs:
-        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(noisy / r["filename"], format="PNG")
+        Image.fromarray(rng.integers(0, 255,
+                                     (48, 48, 3), dtype=np.uint8)).save(noisy / r["filename"], format="PNG")
     ours = run_suite(build_one("sugarcrepe_pp", {"root": str(SCPP), "image_root": str(noisy)}, batch_size=2),
                      model, tokenizer, preprocess)
     itt, tot = [], []
@@ -169,7 +170,8 @@ def test_mmvp_vlm_matches_the_official_pair_rule(tmp_path, tiny):
     rows = list(csv.reader(open(Path(opts["root"]) / "Questions.csv")))[1:]
     per = {}
     for (q1, t, s1), (q2, _, s2) in zip(rows[::2], rows[1::2]):
-        imgs = [embed_image(model, preprocess, Path(opts["root"]) / "MLLM_VLM_Images" / t / f"{q}.jpg") for q in (q1, q2)]
+        imgs = [embed_image(model, preprocess,
+                            Path(opts["root"]) / "MLLM_VLM_Images" / t / f"{q}.jpg") for q in (q1, q2)]
         texts = [embed_text(model, tokenizer, "a photo of " + s) for s in (s1, s2)]
         # the official script: statement k picks image 1 when softmax over the two images > 0.5
         pick = [0 if float(txt @ imgs[0]) > float(txt @ imgs[1]) else 1 for txt in texts]
@@ -188,7 +190,8 @@ def test_cola_matches_its_multi_object_accuracy(tmp_path, tiny):
     ours = run_suite(build_one("cola", opts, batch_size=2), model, tokenizer, preprocess)
     hits = []
     for u1, c1, u2, c2 in json.load(open(opts["ann"])):
-        i1, i2 = (embed_image(model, preprocess, Path(opts["image_root"]) / u.split("/")[-1]) for u in (u1, u2))
+        i1, i2 = (embed_image(model, preprocess,
+                              Path(opts["image_root"]) / u.split("/")[-1]) for u in (u1, u2))
         t1, t2 = embed_text(model, tokenizer, c1), embed_text(model, tokenizer, c2)
         p = [[float(i1 @ t1), float(i1 @ t2)], [float(i2 @ t1), float(i2 @ t2)]]
         hits.append(p[0][0] > p[1][0] and p[1][1] > p[0][1])   # COLA's ColaMultiObjAcc

@@ -41,8 +41,10 @@ def test_evaluate_and_wise_ft_commands(tmp_path):
             p.add_(0.05 * torch.randn_like(p))
     models.export_for_open_clip(init, "hnclip-tiny", tmp_path / "ft")
 
-    r_init = ev_cmd.main(["--checkpoint", str(tmp_path / "init"), "--eval", str(conf), "--out", str(tmp_path / "e0")])
-    r_ft = ev_cmd.main(["--checkpoint", str(tmp_path / "ft"), "--eval", str(conf), "--out", str(tmp_path / "e1")])
+    r_init = ev_cmd.main(["--checkpoint", str(tmp_path / "init"), "--eval", str(conf), "--out",
+                          str(tmp_path / "e0")])
+    r_ft = ev_cmd.main(["--checkpoint", str(tmp_path / "ft"), "--eval", str(conf), "--out",
+                        str(tmp_path / "e1")])
     saved = json.loads((tmp_path / "e0" / "results.json").read_text())["results"]
     assert saved == r_init and {"spec/count/i2t", "spec/count/cls", "winoground/group"} <= set(saved)
     assert "| spec/mean/i2t |" in (tmp_path / "e0" / "results.md").read_text()

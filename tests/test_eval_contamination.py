@@ -66,14 +66,16 @@ def test_reports_overlap_between_training_shards_and_a_benchmark(tmp_path):
         ("002.jpg", b"not an image"), ("002.txt", b"broken sample"),
     ])
     _tar(tmp_path / "sets-00000.tar", [
-        ("s0.json", json.dumps({"subset": "count", "captions": [cap_b, "two dogs"], "image_caption": [0, 1]}).encode()),
+        ("s0.json",
+         json.dumps({"subset": "count", "captions": [cap_b, "two dogs"], "image_caption": [0, 1]}).encode()),
         ("s0.0.png", _bytes(photo(rng))), ("s0.1.png", _bytes(photo(rng))),
     ])
     conf = tmp_path / "eval.yaml"
     conf.write_text(yaml.safe_dump({"benchmarks": ["sugarcrepe"],
                                     "suites": {"sugarcrepe": {"root": FIXTURES, "image_root": str(images)}}}))
     out = tmp_path / "report.json"
-    rep = cc.main(["--train", str(tmp_path / "pairs-{00000..00000}.tar"), "--train", str(tmp_path / "sets-00000.tar"),
+    rep = cc.main(["--train", str(tmp_path / "pairs-{00000..00000}.tar"), "--train",
+                   str(tmp_path / "sets-00000.tar"),
                    "--eval", str(conf), "--out", str(out)])
     r = rep["benchmarks"]["sugarcrepe"]
     assert r["images"] == len(files) and r["image_matches"] == 1  # the leak, and none of the other photos
@@ -109,6 +111,7 @@ def test_benchmarks_holding_images_in_memory(tmp_path):
                                     ("b.png", _bytes(photo(rng))), ("b.txt", b"two dogs")])
     _tar(tmp_path / "train-0.tar", [("x.jpg", _bytes(shared, "JPEG", quality=90)), ("x.txt", b"a red kite")])
     conf = tmp_path / "eval.yaml"
-    conf.write_text(yaml.safe_dump({"benchmarks": ["retrieval"], "suites": {"retrieval": {"urls": str(tmp_path / "bench-0.tar")}}}))
+    conf.write_text(yaml.safe_dump({"benchmarks": ["retrieval"],
+                                    "suites": {"retrieval": {"urls": str(tmp_path / "bench-0.tar")}}}))
     r = cc.main(["--train", str(tmp_path / "train-0.tar"), "--eval", str(conf)])["benchmarks"]["retrieval"]
     assert (r["images"], r["image_matches"], r["texts"], r["text_matches"]) == (2, 1, 2, 1)

@@ -60,7 +60,8 @@ def test_captions_identical_after_truncation_tie_exactly_whatever_the_batching(t
     data = {"coref_0": {"dataset": "visdial", "image_file": "img.png", "caption": caption, "foil": foil,
                         "mturk": {"foil": 0, "caption": 3, "other": 0}}}
     (tmp_path / "coreference-hard.json").write_text(json.dumps(data))
-    opts = {"files": {"coreference-hard": str(tmp_path / "coreference-hard.json")}, "image_root": str(tmp_path)}
+    opts = {"files": {"coreference-hard": str(tmp_path / "coreference-hard.json")},
+            "image_root": str(tmp_path)}
     noisy = BatchNoise(model)
     for batch_size in (1, 256):
         ev = build_one("valse", opts, batch_size=batch_size, examples=1)
@@ -174,7 +175,8 @@ def fake_run(tmp_path, state):
     run = tmp_path / "run"
     step = run / "checkpoints" / "step-0000001"
     step.mkdir(parents=True)
-    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "model": {"name": "hnclip-tiny", "pretrained": None}}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0,
+                                                     "model": {"name": "hnclip-tiny", "pretrained": None}}))
     torch.save(state, step / "trainer.pt")
     return step / "trainer.pt"
 

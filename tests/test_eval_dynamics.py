@@ -99,7 +99,8 @@ def test_final_summary_knows_no_benchmark_and_drops_counts(tmp_path):
     world = World()
     spec = fx.write_spec(world, tmp_path / "s")
     wino = fx.write_winoground(world, tmp_path / "w")
-    evs = {"spec": build_one("spec", {"root": spec["root"]}, tick=1), "winoground": build_one("winoground", wino, tick=1)}
+    evs = {"spec": build_one("spec", {"root": spec["root"]}, tick=1),
+           "winoground": build_one("winoground", wino, tick=1)}
     enc = ToyEncoder(world)
     res = run_due(evs, 1, False, enc, enc.tokenizer, enc.preprocess, "cpu", FakeLog(tmp_path), tmp_path)
     assert any("/counts/" in k for k in res)

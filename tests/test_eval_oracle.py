@@ -23,9 +23,11 @@ def suites(tmp_path, world):
         "zeroshot_wds": {"type": "zeroshot", **zw},
         "retrieval": fx.write_pairs(world, tmp_path / "pairs"),
         "sugarcrepe": fx.write_sugarcrepe(world, tmp_path / "sc"),
-        "aro_relation": {k: v for k, v in fx.write_aro(world, tmp_path / "vgr", "relation", big=4, small=0).items()
+        "aro_relation": {k: v for k,
+                         v in fx.write_aro(world, tmp_path / "vgr", "relation", big=4, small=0).items()
                          if k in ("ann", "image_root")},
-        "aro_attribution": {k: v for k, v in fx.write_aro(world, tmp_path / "vga", "attribution", small=0).items()
+        "aro_attribution": {k: v for k,
+                            v in fx.write_aro(world, tmp_path / "vga", "attribution", small=0).items()
                             if k in ("ann", "image_root")},
         "valse": {k: v for k, v in fx.write_valse(world, tmp_path / "valse").items() if k != "kept"},
         "winoground": fx.write_winoground(world, tmp_path / "wino"),

@@ -85,7 +85,8 @@ def test_quick_gelu_export_reloads_in_plain_open_clip(tiny_quick, tmp_path):
     # a fresh process would know the name only from the exported file: drop ours first
     open_clip.factory._MODEL_CONFIGS.pop(tiny_quick)
     open_clip.add_model_config(out / f"{tiny_quick}.json")
-    by_path, _, _ = open_clip.create_model_and_transforms(tiny_quick, pretrained=str(out / "open_clip_pytorch_model.bin"))
+    by_path, _, _ = open_clip.create_model_and_transforms(tiny_quick,
+                                                          pretrained=str(out / "open_clip_pytorch_model.bin"))
     by_dir, _, _ = open_clip.create_model_and_transforms(f"local-dir:{out}")
     for loaded in (by_path, by_dir):
         assert models.uses_quick_gelu(loaded)

@@ -30,7 +30,8 @@ def openai_hub(tmp_path_factory):
     home = tmp_path_factory.mktemp("hf_home")
     repo_id, filename = hub_cache.tag_location(NAME, TAG)
     assert (repo_id, filename) == ("timm/vit_base_patch32_clip_224.openai", "open_clip_model.safetensors")
-    snap = hub_cache.put(home, repo_id, {filename: hub_cache.safetensors_bytes(hub_cache.random_weights(NAME, 1234))})
+    snap = hub_cache.put(home, repo_id,
+                         {filename: hub_cache.safetensors_bytes(hub_cache.random_weights(NAME, 1234))})
     return home, snap / filename
 
 
@@ -122,11 +123,13 @@ def test_evaluation_command_scores_the_run_with_its_activation(paper_run, small_
 
     load = evaluate.load
     monkeypatch.setattr(evaluate, "load", load_and_record)
-    results = evaluate.main(["--checkpoint", str(run), "--benchmarks", "spec", "--data-root", str(small_data)])
+    results = evaluate.main(["--checkpoint", str(run), "--benchmarks", "spec", "--data-root",
+                             str(small_data)])
     assert seen == [True]
     on_disk = json.loads((run / "eval" / "results.json").read_text())["results"]
     assert on_disk == results
-    for subset in ("absolute_size", "relative_size", "absolute_spatial", "relative_spatial", "existence", "count"):
+    for subset in ("absolute_size", "relative_size", "absolute_spatial", "relative_spatial", "existence",
+                   "count"):
         assert 0 <= results[f"spec/{subset}/i2t"] <= 100
     # the trainer's own final evaluation ran too
     assert json.loads((run / "eval_final.json").read_text())

@@ -22,7 +22,8 @@ def test_box_loss_weights_giou_and_l1():
     p, t = torch.tensor([[0.0, 0.0, 2.0, 2.0]]), torch.tensor([[1.0, 1.0, 3.0, 3.0]])
     # 1 - GIoU = 68/63; L1 summed over the 4 coordinates = 4
     assert box_loss(p, t, w_giou=2.0, w_l1=5.0).item() == pytest.approx(2 * 68 / 63 + 5 * 4)
-    assert torch.allclose(cxcywh_to_xyxy(torch.tensor([0.5, 0.5, 0.2, 0.4])), torch.tensor([0.4, 0.3, 0.6, 0.7]))
+    assert torch.allclose(cxcywh_to_xyxy(torch.tensor([0.5, 0.5, 0.2, 0.4])),
+                          torch.tensor([0.4, 0.3, 0.6, 0.7]))
 
 
 def test_refs_convert_coco_boxes_and_skip_bad_ones(tmp_path):

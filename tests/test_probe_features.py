@@ -76,12 +76,14 @@ def test_probe_command_end_to_end(micro, tmp_path):
         cfg = compose("probe", overrides=[
             "model.name=probe-test-micro", f"out_dir={tmp_path}/run", f"data.generated.dir={tmp_path}/data",
             "data.generated.size=48", "data.generated.train=100", "data.generated.val=80",
-            "data.generated.test=80", "search.max_epochs=2", "search.max_epochs_unfrozen=1", "search.lrs_frozen=[1e-3]",
+            "data.generated.test=80", "search.max_epochs=2", "search.max_epochs_unfrozen=1",
+            "search.lrs_frozen=[1e-3]",
             "search.lrs_unfrozen=[1e-4]", "heads=[linear,mlp2]"])
     doc = probe(cfg)
     got = {(r["task"], r["mode"], r["head"], r["layer"]) for r in doc["results"]}
     for t in ("rcm", "boxes", "vsr"):
-        assert {(t, "frozen", "linear", "final"), (t, "frozen", "mlp2", "final"), (t, "frozen", "linear", "1"),
+        assert {(t, "frozen", "linear", "final"), (t, "frozen", "mlp2", "final"),
+                (t, "frozen", "linear", "1"),
                 (t, "unfrozen", "linear", "final"), (t, "chance", "-", "-")} <= got
     assert all(0.0 <= r["test"] <= 1.0 for r in doc["results"])
     text = (tmp_path / "run" / "report.md").read_text()

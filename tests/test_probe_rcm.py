@@ -14,7 +14,8 @@ def _refs(n, split="train", seed=0, centre_bias=True):
     for i in range(n):
         # centred boxes dominate, as in RefCOCOg, so downsampling has work to do
         c = rng.normal(0.5, 0.2, 2).clip(0.02, 0.98) if centre_bias else rng.uniform(0.02, 0.98, 2)
-        out.append(Ref(f"img{i}.png", f"the thing {i % 5}", (c[0] - 0.01, c[1] - 0.01, c[0] + 0.01, c[1] + 0.01),
+        out.append(Ref(f"img{i}.png", f"the thing {i % 5}",
+                       (c[0] - 0.01, c[1] - 0.01, c[0] + 0.01, c[1] + 0.01),
                        f"cat{i % 5}", split))
     return out
 

@@ -25,8 +25,10 @@ from .vsr import VsrEvaluator
 from .winoground import WinogroundEvaluator
 from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
 
-EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator, SugarCrepeEvaluator,
-              AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator, EqBenEvaluator,
+EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, RetrievalEvaluator,
+              SugarCrepeEvaluator,
+              AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator,
+              EqBenEvaluator,
               SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator,
               MmvpEvaluator, ColaEvaluator, CrepeEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}

@@ -52,7 +52,8 @@ def load_aro(path, image_root, kind, path_of=None):
     items = []
     for n, rec in enumerate(data):
         where = f"{path} item {n}"
-        need(rec, ("image_path", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "true_caption", "false_caption", group_key),
+        need(rec, ("image_path", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "true_caption", "false_caption",
+                   group_key),
              where)
         group = rec[group_key] if kind == "relation" else f"{rec['attributes'][0]}_{rec['attributes'][1]}"
         box = tuple(rec[k] for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))

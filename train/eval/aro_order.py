@@ -89,7 +89,8 @@ class AroOrderEvaluator(ItemEvaluator):
     """type aro_order: one suite per dataset (COCO-Order, Flickr30k-Order)."""
     type_name = "aro_order"
 
-    def __init__(self, ann, image_root, split="test", perturbations=PERTURBATIONS, seed=0, tagger="spacy", **common):
+    def __init__(self, ann, image_root, split="test", perturbations=PERTURBATIONS, seed=0, tagger="spacy",
+                 **common):
         super().__init__(**common)
         unknown = [p for p in perturbations if p not in PERTURBATIONS]
         if unknown or not perturbations:

@@ -10,7 +10,8 @@ RUNTIME = ("batch_size", "examples", "data_root")  # from the eval config, not t
 class Evaluator:
     type_name = None  # the `type` a suite names in its config
 
-    def __init__(self, *, limit=None, tie_rule="strict", allow_outside_root=False, batch_size=128, examples=0):
+    def __init__(self, *, limit=None, tie_rule="strict", allow_outside_root=False, batch_size=128,
+                 examples=0):
         """limit: first N items (per sub-task where the benchmark has them) for a cheap check;
         tie_rule: strict | first (scoring.py); allow_outside_root: accept image paths in the
         benchmark file that are absolute or climb out of the image root (paths.py)."""

@@ -172,7 +172,8 @@ def check(evaluator, images, captions, examples=5, max_pixel_diff=4.0):
             report["exact_image_matches"] += hit[0] == 0
             if len(report["examples"]) < examples:
                 report["examples"].append({"benchmark": k if isinstance(k, str) else "<in-memory image>",
-                                           "training": hit[1], "distance": hit[0], "pixel_diff": round(hit[2], 2)})
+                                           "training": hit[1], "distance": hit[0],
+                                           "pixel_diff": round(hit[2], 2)})
     norm = list(dict.fromkeys(normalise_caption(t) for t in texts))
     report["texts"] = len(norm)
     for t in norm:
@@ -187,11 +188,13 @@ def main(argv=None):
     from . import build_one, suite_options
     from .load import eval_config
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", action="append", required=True, help="training shards (brace URLs); repeatable")
+    ap.add_argument("--train", action="append", required=True,
+                    help="training shards (brace URLs); repeatable")
     ap.add_argument("--eval", default="full", help="conf/eval/<name>.yaml or a YAML path")
     ap.add_argument("--benchmarks", nargs="*", default=None)
     ap.add_argument("--data-root", default="data/default")
-    ap.add_argument("--max-distance", type=int, default=6, help="pHash bits two images may differ by and match")
+    ap.add_argument("--max-distance", type=int, default=6,
+                    help="pHash bits two images may differ by and match")
     ap.add_argument("--max-pixel-diff", type=float, default=4.0,
                     help="mean absolute 32x32 grey difference (0-255) a hash match must also be within")
     ap.add_argument("--out", default=None, help="write the JSON report here")

@@ -57,7 +57,8 @@ def main(argv=None):
                 cap = names_caption(names)
                 key = f"{s:05d}{i:04d}"
                 for ext, data in (("jpg", buf.getvalue()), ("txt", cap.encode()),
-                                  ("json", json.dumps({"key": key, "caption": cap, "status": "success"}).encode())):
+                                  ("json",
+                                   json.dumps({"key": key, "caption": cap, "status": "success"}).encode())):
                     tar.add(f"{key}.{ext}", data)
     print(f"wrote {len(classes)} x {args.per_class} zero-shot images and {2 * per_shard} pairs under {out}")
 

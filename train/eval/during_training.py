@@ -82,13 +82,15 @@ def example_rows(examples):
             right += ok
             lines.append(f"image {lab}: " + " ".join(f"{s:.3f}{'*' if j == lab else ''}{'<' if j == best else ''}"
                                                      for j, s in enumerate(row)))
-        rows.append([ex["benchmark"], ex["subset"], ex["images"], caps, "\n".join(lines), f"{right}/{len(lines)}"])
+        rows.append([ex["benchmark"], ex["subset"], ex["images"], caps, "\n".join(lines),
+                     f"{right}/{len(lines)}"])
     return rows
 
 
 def wandb_table(examples):
     import wandb
-    table = wandb.Table(columns=["benchmark", "subset", "images", "captions", "scores (* right, < chosen)", "right"])
+    table = wandb.Table(columns=["benchmark", "subset", "images", "captions", "scores (* right, < chosen)",
+                                 "right"])
     for b, s, keys, caps, scores, right in example_rows(examples):
         table.add_data(b, s, wandb.Image(strip(keys)), caps, scores, right)
     return table

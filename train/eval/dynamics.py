@@ -158,14 +158,17 @@ def history_from_checkpoints(run_dir, benchmarks=None, overrides=(), eval_name=N
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run_dir")
-    ap.add_argument("--checkpoints", action="store_true", help="evaluate the run's checkpoints instead of reading metrics.jsonl")
+    ap.add_argument("--checkpoints", action="store_true",
+                    help="evaluate the run's checkpoints instead of reading metrics.jsonl")
     ap.add_argument("--benchmarks", nargs="*", default=None)
-    ap.add_argument("--eval", default=None, help="with --checkpoints: conf/eval/<name>.yaml instead of the run's eval config")
+    ap.add_argument("--eval", default=None,
+                    help="with --checkpoints: conf/eval/<name>.yaml instead of the run's eval config")
     ap.add_argument("--skills", default=None, help="regex selecting skills, e.g. 'spec/.*/i2t|cls'")
     ap.add_argument("--out", default=None)
     ap.add_argument("overrides", nargs="*", help="eval config overrides (with --checkpoints)")
     args = ap.parse_args(argv)
-    hist = history_from_checkpoints(args.run_dir, args.benchmarks, args.overrides, args.eval) if args.checkpoints else None
+    hist = history_from_checkpoints(args.run_dir, args.benchmarks,
+                                    args.overrides, args.eval) if args.checkpoints else None
     rep = write_report(args.run_dir, hist, args.skills, args.out)
     print(rep["report"].read_text())
     print(f"[dynamics] wrote {rep['png']} and {rep['report']}")

@@ -63,7 +63,8 @@ def list_types():
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="run dir, RUN/final export, RUN/checkpoints/step-N or its trainer.pt")
+    src.add_argument("--checkpoint",
+                     help="run dir, RUN/final export, RUN/checkpoints/step-N or its trainer.pt")
     src.add_argument("--model", help="open_clip model name (with --pretrained), or hf:<repo id or local dir>")
     src.add_argument("--list", action="store_true", help="print every suite type and its keys (? = optional)")
     ap.add_argument("--pretrained", default=None, help="open_clip tag (openai) or weights file")
@@ -74,7 +75,8 @@ def main(argv=None):
                     help="strict (a tie is wrong) or first (argmax: SPEC's official rule); default: each suite's")
     ap.add_argument("--allow-outside-root", action="store_true", default=None,
                     help="accept image paths in benchmark files that are absolute or contain '..'")
-    ap.add_argument("--out", default=None, help="output dir (default: <checkpoint dir>/eval or outputs/eval/<model>)")
+    ap.add_argument("--out", default=None,
+                    help="output dir (default: <checkpoint dir>/eval or outputs/eval/<model>)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("overrides", nargs="*", help="eval config overrides, e.g. suites.winoground.jsonl=...")
     args = ap.parse_args(argv)
@@ -93,7 +95,8 @@ def main(argv=None):
     rules = {}
     results = evaluate(model, preprocess, tokenizer, cfg, benchmarks, args.data_root, args.device,
                        args.tie_rule, args.allow_outside_root, rules)
-    (out / "results.json").write_text(json.dumps({"model": desc, "tie_rule": rules, "results": results}, indent=2))
+    (out / "results.json").write_text(json.dumps({"model": desc, "tie_rule": rules, "results": results},
+                                                 indent=2))
     shown = sorted(set(rules.values()))
     table = markdown(results, title=f"{desc} (ties: {', '.join(shown)})")
     (out / "results.md").write_text(table + "\n")

@@ -24,7 +24,8 @@ class Pair:
 def score_pairs(pairs, model, tokenizer, preprocess, device, batch_size, rule, n_examples, benchmark,
                 load=load_image):
     """-> (metrics, examples)."""
-    img = encode_images(model, preprocess, [p for it in pairs for p in it.images], batch_size, device, load=load)
+    img = encode_images(model, preprocess, [p for it in pairs for p in it.images], batch_size, device,
+                        load=load)
     txt = encode_texts(model, tokenizer, [c for it in pairs for c in it.captions], batch_size, device)
     text, image, examples = [], [], []
     for it in pairs:

@@ -34,7 +34,8 @@ def official_order(scores, right_pos):
 def score_items(items, model, tokenizer, preprocess, device="cpu", batch_size=128, rule="strict"):
     """-> (list of bool, list of score lists [right, *wrong])."""
     img = encode_images(model, preprocess, [it.image for it in items], batch_size, device)
-    txt = encode_texts(model, tokenizer, [t for it in items for t in [it.right, *it.wrong]], batch_size, device)
+    txt = encode_texts(model, tokenizer, [t for it in items for t in [it.right, *it.wrong]], batch_size,
+                       device)
     hits, scores = [], []
     for it in items:
         s = scores_of([txt[t] for t in [it.right, *it.wrong]], img[it.image], model)

@@ -15,17 +15,22 @@ SUGARCREPE = "Hsieh et al., SugarCrepe, 2023"
 REFERENCE = {
     "spec/mean/i2t": ({"OpenAI CLIP": 33.4, "SPEC paper": 53.3}, SPEC_PAPER),
     "spec/mean/t2i": ({"OpenAI CLIP": 30.6, "SPEC paper": 49.4}, SPEC_PAPER),
-    "spec/absolute_size/i2t": ({"OpenAI CLIP": 44.3}, SPEC_PAPER), "spec/absolute_size/t2i": ({"OpenAI CLIP": 36.3}, SPEC_PAPER),
-    "spec/relative_size/i2t": ({"OpenAI CLIP": 34.1}, SPEC_PAPER), "spec/relative_size/t2i": ({"OpenAI CLIP": 32.5}, SPEC_PAPER),
+    "spec/absolute_size/i2t": ({"OpenAI CLIP": 44.3}, SPEC_PAPER),
+    "spec/absolute_size/t2i": ({"OpenAI CLIP": 36.3}, SPEC_PAPER),
+    "spec/relative_size/i2t": ({"OpenAI CLIP": 34.1}, SPEC_PAPER),
+    "spec/relative_size/t2i": ({"OpenAI CLIP": 32.5}, SPEC_PAPER),
     "spec/absolute_spatial/i2t": ({"OpenAI CLIP": 12.6}, SPEC_PAPER),
     "spec/absolute_spatial/t2i": ({"OpenAI CLIP": 12.2}, SPEC_PAPER),
     "spec/relative_spatial/i2t": ({"OpenAI CLIP": 27.1}, SPEC_PAPER),
     "spec/relative_spatial/t2i": ({"OpenAI CLIP": 26.8}, SPEC_PAPER),
-    "spec/existence/i2t": ({"OpenAI CLIP": 57.0}, SPEC_PAPER), "spec/existence/t2i": ({"OpenAI CLIP": 52.0}, SPEC_PAPER),
-    "spec/count/i2t": ({"OpenAI CLIP": 25.3}, SPEC_PAPER), "spec/count/t2i": ({"OpenAI CLIP": 23.6}, SPEC_PAPER),
+    "spec/existence/i2t": ({"OpenAI CLIP": 57.0}, SPEC_PAPER),
+    "spec/existence/t2i": ({"OpenAI CLIP": 52.0}, SPEC_PAPER),
+    "spec/count/i2t": ({"OpenAI CLIP": 25.3}, SPEC_PAPER),
+    "spec/count/t2i": ({"OpenAI CLIP": 23.6}, SPEC_PAPER),
     "aro/avg": ({"OpenAI CLIP": 57.6, "NegCLIP": 80.9, "CE-CLIP": 76.3, "CLoVe": 83.0, "DAC-LLM": 86.4,
                  "FSC-CLIP": 85.1}, TOOLKIT),
-    "sugarcrepe/avg/acc": ({"OpenAI CLIP": 73.0, "NegCLIP": 83.7, "CE-CLIP": 85.7, "CLoVe": 84.5, "DAC-LLM": 85.3,
+    "sugarcrepe/avg/acc": ({"OpenAI CLIP": 73.0, "NegCLIP": 83.7, "CE-CLIP": 85.7, "CLoVe": 84.5,
+                            "DAC-LLM": 85.3,
                             "FSC-CLIP": 85.1}, TOOLKIT),
     "sugarcrepe/replace_obj/acc": ({"OpenAI CLIP": 90.9}, SUGARCREPE),
     "sugarcrepe/replace_att/acc": ({"OpenAI CLIP": 80.1}, SUGARCREPE),
@@ -38,7 +43,8 @@ REFERENCE = {
                        "FSC-CLIP": 75.3}, TOOLKIT),
     "winoground/group": ({"OpenAI CLIP": 8.75, "NegCLIP": 8.0, "CE-CLIP": 5.25, "CLoVe": 6.5, "DAC-LLM": 4.75,
                           "FSC-CLIP": 9.5}, TOOLKIT),
-    "imagenet/top1": ({"OpenAI CLIP": 63.3, "NegCLIP": 60.9, "CE-CLIP": 49.9, "CLoVe": 53.1, "DAC-LLM": 51.1}, TOOLKIT),
+    "imagenet/top1": ({"OpenAI CLIP": 63.3, "NegCLIP": 60.9, "CE-CLIP": 49.9, "CLoVe": 53.1, "DAC-LLM": 51.1},
+                      TOOLKIT),
 }
 
 
@@ -54,7 +60,8 @@ def markdown(results, title=None):
     """One row per metric: ours beside every published number we have for it, and its source."""
     res = with_derived(results)
     lines = ([f"### {title}", ""] if title else []) + [
-        "| metric | ours | " + " | ".join(MODELS) + " | source |", "| --- | ---: |" + " ---: |" * len(MODELS) + " --- |"]
+        "| metric | ours | " + " | ".join(MODELS) + " | source |",
+        "| --- | ---: |" + " ---: |" * len(MODELS) + " --- |"]
     for k in sorted(res, key=lambda k: (k not in REFERENCE, k)):
         if is_count(k):
             continue

@@ -97,7 +97,8 @@ class RetrievalEvaluator(Evaluator):
         # images from shards are already decoded; from the Karpathy file they are paths
         load = lambda n: Image.open(self.images[n][0]).convert("RGB") if isinstance(self.images[n][0], str) \
             else self.images[n][0]
-        img = encode_images(model, preprocess, list(range(len(self.images))), self.batch_size, device, load=load)
+        img = encode_images(model, preprocess, list(range(len(self.images))), self.batch_size, device,
+                            load=load)
         txt = encode_texts(model, tokenizer, texts, self.batch_size, device)
         # one column per distinct feature: strings with the same token ids are one candidate
         # (encode.py gives them one feature), so no matmul rounding can split their tie
@@ -109,5 +110,7 @@ class RetrievalEvaluator(Evaluator):
                 feats.append(txt[t])
         col = {t: column[txt[t].data_ptr()] for t in texts}
         S = torch.stack([img[n] for n in range(len(self.images))]) @ torch.stack(feats).T
-        metrics, n_queries = recall(S, [[col[c] for c in caps] for _, caps in self.images], rule=self.tie_rule)
-        return self.result(metrics, {"images": len(self.images), "captions": n_queries, "skipped": self.skipped})
+        metrics, n_queries = recall(S, [[col[c] for c in caps] for _, caps in self.images],
+                                    rule=self.tie_rule)
+        return self.result(metrics,
+                           {"images": len(self.images), "captions": n_queries, "skipped": self.skipped})

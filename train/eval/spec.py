@@ -86,7 +86,8 @@ class SpecEvaluator(Evaluator):
         counts = {}
         cls_txt = None
         if self.vocab:
-            cls_txt = torch.stack(list(encode_texts(model, tokenizer, [CLS_TEMPLATE.format(c) for c in self.vocab],
+            cls_txt = torch.stack(list(encode_texts(model, tokenizer,
+                                                    [CLS_TEMPLATE.format(c) for c in self.vocab],
                                                     self.batch_size, device).values()))
         for subset in self.subsets:
             folder = self.root / subset
@@ -96,11 +97,13 @@ class SpecEvaluator(Evaluator):
             q_img = [at(it["query"], n, "image2text") for n, it in enumerate(i2t_items)]
             k_img = [[at(k, n, "text2image") for k in it["keys"]] for n, it in enumerate(t2i_items)]
             texts = [k for it in i2t_items for k in it["keys"]] + [it["query"] for it in t2i_items]
-            img = encode_images(model, preprocess, q_img + [p for ks in k_img for p in ks], self.batch_size, device)
+            img = encode_images(model, preprocess, q_img + [p for ks in k_img for p in ks], self.batch_size,
+                                device)
             txt = encode_texts(model, tokenizer, texts, self.batch_size, device)
             i2t = [top1(scores_of([txt[k] for k in it["keys"]], img[q], model), it["label"], rule)
                    for q, it in zip(q_img, i2t_items)]
-            t2i = [top1(scores_of([img[p] for p in ks], txt[it["query"]], model, image_query=False), it["label"], rule)
+            t2i = [top1(scores_of([img[p] for p in ks], txt[it["query"]], model, image_query=False),
+                        it["label"], rule)
                    for ks, it in zip(k_img, t2i_items)]
             results[f"{subset}/i2t"] = pct(i2t)
             results[f"{subset}/t2i"] = pct(t2i)
@@ -108,7 +111,8 @@ class SpecEvaluator(Evaluator):
             if cls_txt is not None:
                 objs = image_objects(folder, i2t_items, self.vocab)
                 index = {c: n for n, c in enumerate(self.vocab)}
-                hits = [best_of(scores_of(list(cls_txt), img[str(folder / rel)], model), [index[c] for c in cs], rule)
+                hits = [best_of(scores_of(list(cls_txt), img[str(folder / rel)], model),
+                                [index[c] for c in cs], rule)
                         for rel, cs in objs.items() if cs and str(folder / rel) in img]
                 if hits:
                     results[f"{subset}/cls"] = pct(hits)

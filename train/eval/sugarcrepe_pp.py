@@ -55,7 +55,8 @@ class SugarCrepePPEvaluator(Evaluator):
 
     def score(self, model, tokenizer, preprocess, device="cpu"):
         img = encode_images(model, preprocess, [it[0] for it in self.items], self.batch_size, device)
-        txt = encode_texts(model, tokenizer, [t for it in self.items for t in it[1:4]], self.batch_size, device)
+        txt = encode_texts(model, tokenizer, [t for it in self.items for t in it[1:4]], self.batch_size,
+                           device)
         r, itt, tot = self.tie_rule, [], []
         text_only = not hasattr(model, "match")  # a cross-encoder has no text-only similarity: no TOT
         for path, p1, p2, neg, _ in self.items:

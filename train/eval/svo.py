@@ -86,7 +86,8 @@ class SvoProbesEvaluator(Evaluator):
         return [p for r in self.rows for p in r[1:3]], [r[0] for r in self.rows]
 
     def score(self, model, tokenizer, preprocess, device="cpu"):
-        img = encode_images(model, preprocess, [p for r in self.rows for p in r[1:3]], self.batch_size, device)
+        img = encode_images(model, preprocess, [p for r in self.rows for p in r[1:3]], self.batch_size,
+                            device)
         txt = encode_texts(model, tokenizer, [r[0] for r in self.rows], self.batch_size, device)
         hits = [top1(scores_of([img[pos], img[neg]], txt[s], model, image_query=False), 0, self.tie_rule)
                 for s, pos, neg, _ in self.rows]

@@ -86,7 +86,8 @@ class VsrEvaluator(Evaluator):
                            self.batch_size, device)
         r = self.tie_rule
         i2t = [top1(scores_of([txt[t], txt[f]], img[i], model), 0, r) for i, t, f, _ in self.i2t]
-        t2i = [top1(scores_of([img[ti], img[fi]], txt[c], model, image_query=False), 0, r) for c, ti, fi in self.t2i]
+        t2i = [top1(scores_of([img[ti], img[fi]], txt[c], model, image_query=False), 0, r) for c, ti,
+               fi in self.t2i]
         metrics = {"i2t/acc": pct(i2t), "t2i/acc": pct(t2i), "avg/acc": pct(i2t + t2i)}
         for rel in sorted({p[3] for p in self.i2t} - {""}):
             metrics[f"relation/{rel}/acc"] = pct(h for h, p in zip(i2t, self.i2t) if p[3] == rel)

@@ -54,7 +54,8 @@ def plot(sweep, path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("finetuned", help="run dir, export dir or trainer checkpoint")
-    ap.add_argument("--initial", default=None, help="checkpoint of the initial weights (default: the run's start)")
+    ap.add_argument("--initial", default=None,
+                    help="checkpoint of the initial weights (default: the run's start)")
     ap.add_argument("--initial-model", default=None)
     ap.add_argument("--initial-pretrained", default=None)
     ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])

@@ -28,7 +28,8 @@ def generated_data(g, seed):
     if not (out / ".complete").is_file():
         tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        scenes.generate(tmp, {s: int(g[s]) for s in SPLITS}, size=g.size, seed=seed, max_objects=g.max_objects)
+        scenes.generate(tmp, {s: int(g[s]) for s in SPLITS}, size=g.size, seed=seed,
+                        max_objects=g.max_objects)
         (tmp / ".complete").write_text("")
         if not (out / ".complete").is_file():
             shutil.rmtree(out, ignore_errors=True)

@@ -38,7 +38,8 @@ def table1(res, tasks, label, main_layer):
     for mode, name, head_kind in rows:
         cells = []
         for t in tasks:
-            r = _find(res, task=t, mode=mode, **({"head": head_kind, "layer": main_layer} if head_kind else {}))
+            r = _find(res, task=t, mode=mode,
+                      **({"head": head_kind, "layer": main_layer} if head_kind else {}))
             cells += [_pct(r and r["val"]), _pct(r and r["test"])]
         if any(c != "-" for c in cells):
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -49,14 +50,16 @@ def table3(res, tasks, label, main_layer):
     lines = ["| Model | #Layers | " + " | ".join(TASK_TITLES.get(t, t) + " test" for t in tasks) + " |",
              "|" + " --- |" * (2 + len(tasks))]
     for head, n in (("linear", 1), ("mlp2", 2), ("mlp4", 4)):
-        cells = [_pct((_find(res, task=t, mode="frozen", head=head, layer=main_layer) or {}).get("test")) for t in tasks]
+        cells = [_pct((_find(res, task=t, mode="frozen",
+                             head=head, layer=main_layer) or {}).get("test")) for t in tasks]
         if any(c != "-" for c in cells):
             lines.append(f"| ❄️ {label} | {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def per_category_table(res, task, main_layer):
-    runs = [r for m in ("frozen", "unfrozen") if (r := _find(res, task=task, mode=m, head="linear", layer=main_layer))]
+    runs = [r for m in ("frozen", "unfrozen") if (r := _find(res, task=task, mode=m, head="linear",
+                                                             layer=main_layer))]
     if not runs:
         return ""
     cats = sorted({c for r in runs for c in r["per_category"]})
@@ -139,7 +142,8 @@ def build(results_doc, out_dir, png_name="probe_layers.png"):
              f"`{main_layer}` pooled by `{meta['pooling']}`, statement side `{meta['text']}`; data "
              f"`{meta['data']}`. Examples train/val/test: "
              + ", ".join(f"{t} {'/'.join(str(n) for n in meta['sizes'][t])}" for t in tasks) + ".", "",
-             "## Linear probe, frozen vs jointly trained (Table 1 shape)", "", table1(res, tasks, label, main_layer), "",
+             "## Linear probe, frozen vs jointly trained (Table 1 shape)", "",
+             table1(res, tasks, label, main_layer), "",
              "## Probe depth, frozen (Table 3 shape)", "", table3(res, tasks, label, main_layer), ""]
     curves = layer_curves(res, tasks)
     if curves:

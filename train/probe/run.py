@@ -138,7 +138,8 @@ def run_task(task, model, preprocess, tokenizer, cfg, log=print):
                 bb = copy.deepcopy(model)
                 for n, p in bb.named_parameters():
                     p.requires_grad = n.startswith("visual.")  # the image tower is what we probe
-                return ProbeModel(Probe(head, tables[main_layer].shape[1], d_txt, d_out, cfg.hidden, cfg.rank),
+                return ProbeModel(Probe(head, tables[main_layer].shape[1], d_txt, d_out, cfg.hidden,
+                                        cfg.rank),
                                   std, make_text(), backbone=bb, layer=main_layer,
                                   pooling=cfg.features.pooling, paths=paths, preprocess=preprocess,
                                   pixel_cache=px)

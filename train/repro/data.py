@@ -105,8 +105,10 @@ def main(argv=None):
     out = Path(args.out)
     for d in ("pairs", "sets"):
         (out / d).mkdir(parents=True, exist_ok=True)
-    write_pairs(out / "pairs", "pretrain", args.pretrain_shards, args.pairs_per_shard, args.size, SEEDS["pretrain"])
-    write_pairs(out / "pairs", "finetune", args.finetune_shards, args.pairs_per_shard, args.size, SEEDS["finetune"])
+    write_pairs(out / "pairs", "pretrain", args.pretrain_shards, args.pairs_per_shard, args.size,
+                SEEDS["pretrain"])
+    write_pairs(out / "pairs", "finetune", args.finetune_shards, args.pairs_per_shard, args.size,
+                SEEDS["finetune"])
     train_sets, rej = make_sets(args.sets_per_subset, args.size, SEEDS["sets"])
     order = np.random.default_rng(0).permutation(len(train_sets))
     writers = [TarWriter(out / "sets" / f"sets-{s:06d}.tar") for s in range(args.set_shards)]

@@ -103,7 +103,8 @@ def claims(scores):
         check(f"{sub} gains >= 5 points in the combined row: I2T {g[0]:+.1f}, T2I {g[1]:+.1f}", min(g) >= 5)
     for d in ("i2t", "t2i"):
         delta = clip[f"mean/{d}"] - base[f"mean/{d}"]
-        check(f"L_clip-only row within 2 points of base, mean SPEC {d.upper()}: {delta:+.1f}", abs(delta) <= 2)
+        check(f"L_clip-only row within 2 points of base, mean SPEC {d.upper()}: {delta:+.1f}",
+              abs(delta) <= 2)
     dz = both["zeroshot/acc"] - base["zeroshot/acc"]
     check(f"combined zero-shot within 2 points of base: {dz:+.1f} "
           f"(base {base['zeroshot/acc']:.1f}, chance {base['zeroshot/chance']:.1f})", abs(dz) <= 2)

@@ -117,4 +117,5 @@ def load_hf(source, head="contrastive"):
         return HFBlipMatcher(model, tok.pad_token_id).eval(), preprocess, tokenizer, f"hf-itm:{source} (blip ITM)"
     if head != "contrastive":
         raise ValueError(f"hf head must be contrastive or itm, got {head!r}")
-    return HFDualEncoder(model, family, tok.pad_token_id).eval(), preprocess, tokenizer, f"hf:{source} ({family})"
+    return HFDualEncoder(model,
+                         family, tok.pad_token_id).eval(), preprocess, tokenizer, f"hf:{source} ({family})"
