@@ -39,7 +39,8 @@ def expected_label(subset, caption):
     if subset == "absolute_size":
         return re.search(r"is (small|medium|large) in", caption).group(1)
     if subset in ("relative_size", "relative_spatial"):
-        return re.search(r"is (smaller than|the same size as|bigger than|to the left of|to the right of|above|below) the", caption).group(1)
+        return re.search(r"is (smaller than|the same size as|bigger than|"
+                         r"to the left of|to the right of|above|below) the", caption).group(1)
     if subset == "absolute_spatial":
         return next(c for c in sorted(CELLS, key=len, reverse=True) if f"the {c}" in caption)
     if subset == "existence":

@@ -110,7 +110,8 @@ def test_crepe_skips_missing_images_and_parses_only_literals(tmp_path):
     assert res.counts["skipped_missing_image"] == 2 and res.counts["items"] == 6
     assert res.metrics == {"swap_4/acc": 100.0, "negate_4/acc": 100.0, "avg/acc": 100.0}
     bad = tmp_path / "bad.csv"
-    bad.write_text("image_id,x,y,width,height,caption,hard_negs\n101,0,0,4,4,a cap,__import__('os').getcwd()\n")
+    bad.write_text("image_id,x,y,width,height,caption,hard_negs\n101,0,0,4,4,a "
+                   "cap,__import__('os').getcwd()\n")
     with pytest.raises(ValueError, match="not a list literal"):
         build_one("crepe", {"files": {"bad": str(bad)}, "image_root": opts["image_root"]})
 

@@ -36,7 +36,7 @@ def pretrained_problem(name: str, pretrained: Optional[str]) -> Optional[str]:
     if name.startswith(SCHEMAS):
         if pretrained:
             return (f"model.pretrained={pretrained!r} with model.name={name!r}: a {name.split(':')[0]}: "
-                    f"model brings its own weights (open_clip would ignore model.pretrained); set it to null")
+                    "model brings its own weights (open_clip would ignore model.pretrained); set it to null")
         return None
     want = tag_quick_gelu(name, pretrained)
     if want is None:
@@ -47,7 +47,8 @@ def pretrained_problem(name: str, pretrained: Optional[str]) -> Optional[str]:
         return None
     act = {True: "QuickGELU", False: "GELU"}
     fix = (f"model.name={name}-quickgelu" if want and open_clip.get_model_config(f"{name}-quickgelu")
-           else f"model.name={name[:-len('-quickgelu')]}" if name.endswith("-quickgelu") else "a config with the tag's activation")
+           else f"model.name={name[:-len('-quickgelu')]}" if name.endswith("-quickgelu")
+           else "a config with the tag's activation")
     return (f"model.name={name} builds {act[have]} but model.pretrained={pretrained} was trained with "
             f"{act[want]}: the weights would run in the wrong network. Use {fix}")
 

@@ -98,7 +98,8 @@ def build_one(name, opts, batch_size=128, examples=0, data_root="data/default", 
     ev = cls(**{k: v for k, v in opts.items() if k not in SUITE_ONLY}, **runtime)
     every = opts.get("every_steps")
     if every and tick and every % tick:
-        raise ValueError(f"eval.suites.{name}.every_steps={every} must be a multiple of eval.every_steps={tick}")
+        raise ValueError(f"eval.suites.{name}.every_steps={every} must be a multiple of "
+                         f"eval.every_steps={tick}")
     ev.every_steps = every or tick
     ev.suite_type = kind
     return ev

@@ -49,9 +49,9 @@ def spacy_tagger():
         import spacy
         nlp = spacy.load("en_core_web_sm")
     except (ImportError, OSError) as e:
-        raise ValueError("ARO order: the nouns_adj / allbut_nouns_adj perturbations need spaCy's en_core_web_sm "
-                         f"tagger (as ARO uses) and it is not available ({e}); install it, or set "
-                         "perturbations: [within_trigrams, trigrams]") from None
+        raise ValueError("ARO order: the nouns_adj / allbut_nouns_adj perturbations need spaCy's "
+                         f"en_core_web_sm tagger (as ARO uses) and it is not available ({e}); "
+                         "install it, or set perturbations: [within_trigrams, trigrams]") from None
     return lambda text: [(t.text, t.tag_) for t in nlp(text)]
 
 
@@ -94,7 +94,8 @@ class AroOrderEvaluator(ItemEvaluator):
         super().__init__(**common)
         unknown = [p for p in perturbations if p not in PERTURBATIONS]
         if unknown or not perturbations:
-            raise ValueError(f"ARO order: perturbations must be a non-empty subset of {PERTURBATIONS}, got {perturbations}")
+            raise ValueError(f"ARO order: perturbations must be a non-empty subset of {PERTURBATIONS}, got "
+                             f"{perturbations}")
         self.perturbations = list(perturbations)
         if tagger not in TAGGERS:
             raise ValueError(f"ARO order: unknown tagger {tagger!r}; known: {sorted(TAGGERS)}")

@@ -214,7 +214,8 @@ def main(argv=None):
     lines = ["| benchmark | images | matching images (exact) | captions | matching captions |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for name, r in report["benchmarks"].items():
-        lines.append(f"| {name} | {r['images']} | {r['image_matches']} ({r['exact_image_matches']}) | {r['texts']} | "
+        lines.append(f"| {name} | {r['images']} | {r['image_matches']} ({r['exact_image_matches']}) | "
+                     f"{r['texts']} | "
                      f"{r['text_matches']} |")
     print("\n".join(lines))
     if args.out:

@@ -72,7 +72,8 @@ def main(argv=None):
     ap.add_argument("--benchmarks", nargs="*", default=None, help="suite names (default: the config's)")
     ap.add_argument("--data-root", default="data/default")
     ap.add_argument("--tie-rule", choices=TIE_RULES, default=None,
-                    help="strict (a tie is wrong) or first (argmax: SPEC's official rule); default: each suite's")
+                    help="strict (a tie is wrong) or first (argmax: SPEC's official rule); default: each "
+                    "suite's")
     ap.add_argument("--allow-outside-root", action="store_true", default=None,
                     help="accept image paths in benchmark files that are absolute or contain '..'")
     ap.add_argument("--out", default=None,

@@ -31,7 +31,8 @@ def load_mmvp(root, path_of=None):
         (q1, t1, s1), (q2, t2, s2) = rows[n][:3], rows[n + 1][:3]
         where = f"{questions} rows {n + 2}-{n + 3}"
         if t1 != t2 or not (q1.strip().isdigit() and q2.strip().isdigit()):
-            raise ValueError(f"{where}: a pair needs two numeric ids of one type, got {(q1, t1)} and {(q2, t2)}")
+            raise ValueError(f"{where}: a pair needs two numeric ids of one type, got {(q1, t1)} and "
+                             f"{(q2, t2)}")
         imgs = [path_of(root / "MLLM_VLM_Images", f"{t1}/{int(q)}.jpg", where) for q in (q1, q2)]
         pairs.append(Pair(imgs, [PREFIX + s1, PREFIX + s2], t1))
     return pairs

@@ -75,11 +75,13 @@ class RetrievalEvaluator(Evaluator):
     def __init__(self, urls=None, ann=None, image_root=None, split="test", **common):
         super().__init__(**common)
         if (urls is None) == (ann is None):
-            raise ValueError("retrieval: give exactly one of urls (pair shards) or ann (+ image_root: Karpathy split)")
+            raise ValueError("retrieval: give exactly one of urls (pair shards) or ann (+ image_root: "
+                             "Karpathy split)")
         self.skipped = 0
         if ann is not None:
             if image_root is None:
-                raise ValueError(f"retrieval: ann={ann} needs image_root (the folder its image paths start from)")
+                raise ValueError(f"retrieval: ann={ann} needs image_root (the folder its image paths start "
+                                 "from)")
             self.images = load_karpathy(ann, image_root, split, self.path)[:self.limit]
         else:
             samples, self.skipped = read_samples(urls, ("image", "txt"))

@@ -29,7 +29,8 @@ def load_sugarcrepe_pp(root, image_root, subtasks=None, path_of=None):
         path = root / f"{name}.json"
         data = read_json(path, "SugarCrepe++")
         if not isinstance(data, list):
-            raise ValueError(f"SugarCrepe++: {path} must be a list of {{filename, caption, caption2, negative_caption}}")
+            raise ValueError(f"SugarCrepe++: {path} must be a list of {{filename, caption, caption2, "
+                             f"negative_caption}}")
         for n, rec in enumerate(data):
             where = f"{path} item {n}"
             need(rec, ("filename", "caption", "caption2", "negative_caption"), where)

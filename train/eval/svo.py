@@ -80,7 +80,8 @@ class SvoProbesEvaluator(Evaluator):
                     kept.append(r)
             self.rows = kept
         if not self.rows:
-            raise ValueError(f"SVO-Probes: no row of {csv} has both images under {image_root} ({self.skipped})")
+            raise ValueError(f"SVO-Probes: no row of {csv} has both images under {image_root} "
+                             f"({self.skipped})")
 
     def inputs(self):
         return [p for r in self.rows for p in r[1:3]], [r[0] for r in self.rows]

@@ -81,7 +81,8 @@ class ZeroShotEvaluator(Evaluator):
             self.items = [(s["image"], int(s["cls"].decode().strip())) for s in samples][:self.limit]
             bad = [c for _, c in self.items if not 0 <= c < len(self.names)]
             if bad:
-                raise ValueError(f"zero-shot webdataset {urls}: class index {bad[0]} outside {len(self.names)} names")
+                raise ValueError(f"zero-shot webdataset {urls}: class index {bad[0]} outside "
+                                 f"{len(self.names)} names")
 
     def classifier(self, model, tokenizer, device):
         prompts = [t.format(c) for c in self.names for t in self.templates]
@@ -113,7 +114,8 @@ class ZeroShotSuiteEvaluator(Evaluator):
     def __init__(self, datasets, **common):
         super().__init__(**common)
         if not isinstance(datasets, dict) or not datasets:
-            raise ValueError("zeroshot_suite: `datasets` must map a name to {root|urls, classnames, templates}")
+            raise ValueError("zeroshot_suite: `datasets` must map a name to {root|urls, classnames, "
+                             "templates}")
         self.parts = {}
         for name, opts in datasets.items():
             unknown = set(opts) - {"root", "urls", "classnames", "templates"}

@@ -45,7 +45,8 @@ def load_scores(folder):
         single = folder / f"{v}.json"
         seeded = sorted(folder.glob(f"{v}_s*.json"), key=seed_of)
         if single.is_file() and seeded:
-            raise ValueError(f"{folder}: both {single.name} and {seeded[0].name}; keep one layout per variant")
+            raise ValueError(f"{folder}: both {single.name} and {seeded[0].name}; keep one layout per "
+                             "variant")
         if single.is_file():
             row = json.loads(single.read_text())
             row["seeds"] = []

@@ -90,7 +90,8 @@ def load_hf(source, head="contrastive"):
     config = AutoConfig.from_pretrained(source)
     family = config.model_type
     if family not in FAMILIES:
-        raise ValueError(f"hf:{source}: model_type {family!r} is not one of the supported families {FAMILIES}")
+        raise ValueError(f"hf:{source}: model_type {family!r} is not one of the supported families "
+                         f"{FAMILIES}")
     if family == "blip":
         from transformers import BlipForImageTextRetrieval as cls
     elif family == "clip":
