@@ -125,7 +125,8 @@ class DiffusionBackend:
         w, h = image.size
         for i in res["scores"].argsort(descending=True).tolist():   # best box still on the image
             x0, y0, x1, y1 = res["boxes"][i].tolist()
-            x0, y0, x1, y1 = max(0, int(x0)), max(0, int(y0)), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
+            x0, y0 = max(0, int(x0)), max(0, int(y0))
+            x1, y1 = min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1)))
             if x1 - x0 >= 2 and y1 - y0 >= 2:
                 return x0, y0, x1, y1
         return None

@@ -24,7 +24,8 @@ class CandidateSet:
     captions: List[str]
     objects: List[str]
     meta: dict
-    regions: list = field(default_factory=list)   # per member: bool HxW where it may differ from the background
+    # per member: bool HxW where it may differ from the background
+    regions: list = field(default_factory=list)
     object_masks: list = field(default_factory=list)  # per member: [(name, visible mask, cut-out area)]
     png: list = field(default_factory=list)   # per member: the PNG bytes whose pixels were checked
 

@@ -54,7 +54,8 @@ def read_rows(tsv):
                 try:
                     row[c] = ast.literal_eval(row[c]) if row[c].strip() else []
                 except (ValueError, SyntaxError):
-                    raise ConvertError(f"{where}: column {c} is not a Python list literal: {row[c][:80]!r}") from None
+                    raise ConvertError(f"{where}: column {c} is not a Python list literal: "
+                                       f"{row[c][:80]!r}") from None
                 require(isinstance(row[c], (list, tuple)), where,
                         f"column {c} must be a list, got {row[c]!r}")
             if isinstance(row["neg_caption"], (list, tuple)):

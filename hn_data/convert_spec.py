@@ -34,7 +34,8 @@ def _group(records, path, swap: bool):
             require(k in rec, where, f"record has no '{k}' field")
         q, keys, label = rec["query"], rec["keys"], rec["label"]
         require(isinstance(q, str) and q.strip(), where, "'query' must be a non-empty string")
-        require(isinstance(keys, list) and len(keys) >= 2 and all(isinstance(k, str) and k.strip() for k in keys),
+        require(isinstance(keys, list) and len(keys) >= 2
+                and all(isinstance(k, str) and k.strip() for k in keys),
                 where, "'keys' must list at least 2 non-empty strings")
         require(len(set(keys)) == len(keys), where, "'keys' holds the same entry twice")
         require(isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(keys),

@@ -145,7 +145,8 @@ def write_split(cfg: Config, split: str, folder, n_sets: int, n_shards: int, wor
 
 class _StoredSet:
     def __init__(self, rec, images):
-        self.subset, self.captions, self.objects, self.meta = rec["subset"], rec["captions"], rec["objects"], rec["meta"]
+        self.subset, self.captions = rec["subset"], rec["captions"]
+        self.objects, self.meta = rec["objects"], rec["meta"]
         self.images = [images[k] for k in sorted(images)]
 
 
@@ -187,11 +188,12 @@ def run(cfg: Config, out, train_per_subset, heldout_per_subset, train_shards=8, 
         write_spec_from_shards(out / "heldout_sets", out / "spec_heldout")
     summary = {"train_sets": train["sets"], "heldout_sets": held["sets"],
                "rejected_sets": train["rejected"] + held["rejected"],
-               "rejected_per_subset": {k: train["rejected_per_subset"].get(k, 0) + held["rejected_per_subset"].get(k, 0)
-                                       for k in cfg.subsets},
+               "rejected_per_subset": {k: train["rejected_per_subset"].get(k, 0)
+                                       + held["rejected_per_subset"].get(k, 0) for k in cfg.subsets},
                # why: layout (did not fit), masks, backend, or png/jpeg (the decoded file
                # measured another label, hn_data.shipped)
-               "rejected_per_reason": dict(Counter(train["rejected_per_reason"]) + Counter(held["rejected_per_reason"])),
+               "rejected_per_reason": dict(Counter(train["rejected_per_reason"])
+                                           + Counter(held["rejected_per_reason"])),
                "backend": cfg.backend, "size": cfg.size, "seed": cfg.seed}
     return summary
 

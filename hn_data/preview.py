@@ -1,6 +1,7 @@
 """Contact sheets: one PNG per concept, a row per candidate set, each member captioned.
 
-    python -m hn_data.preview --out docs/img --size 128 --rows 3 [--backend diffusion --backend-options ...]"""
+    python -m hn_data.preview --out docs/img --size 128 --rows 3 \\
+        [--backend diffusion --backend-options ...]"""
 import argparse
 import textwrap
 from pathlib import Path

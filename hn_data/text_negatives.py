@@ -87,7 +87,8 @@ def number(caption, rng):
     if i + 1 < len(w):   # keep the noun's number agreeing (good enough for English plurals)
         noun = w[i + 1]
         if new == 1 and old > 1 and noun.endswith("s") and len(noun) > 3:
-            w[i + 1] = noun[:-2] if noun.endswith("es") and noun[:-2].endswith(("x", "ch", "sh", "o")) else noun[:-1]
+            es = noun.endswith("es") and noun[:-2].endswith(("x", "ch", "sh", "o"))
+            w[i + 1] = noun[:-2] if es else noun[:-1]
         elif new > 1 and old == 1 and not noun.endswith("s"):
             w[i + 1] = noun + ("es" if noun.endswith(("x", "ch", "sh", "o")) else "s")
     return " ".join(w)

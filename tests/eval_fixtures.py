@@ -298,7 +298,8 @@ def write_cola(world, root, n=3):
     root = Path(root)
     recs = []
     for i in range(n):
-        c1, c2 = f"cola {i} square white plate and round blue cup", f"cola {i} round white plate and square blue cup"
+        c1 = f"cola {i} square white plate and round blue cup"
+        c2 = f"cola {i} round white plate and square blue cup"
         names = [f"{2414600 + 2 * i}.jpg", f"{2414601 + 2 * i}.jpg"]
         _save(world.image([c1]), root / "images" / names[0])
         _save(world.image([c2]), root / "images" / names[1])

@@ -42,7 +42,8 @@ def colour(n):
 
 def decode(img: Image.Image) -> int:
     step = 256 // LEVELS
-    r, g, b = (int(v) for v in torch.tensor(list(img.convert("RGB").getdata()), dtype=torch.float).mean(0).round())
+    pixels = torch.tensor(list(img.convert("RGB").getdata()), dtype=torch.float)
+    r, g, b = (int(v) for v in pixels.mean(0).round())
     return sum(min(LEVELS - 1, v // step) * LEVELS ** c for c, v in enumerate((r, g, b)))
 
 

@@ -33,7 +33,10 @@ def tag_location(name: str, tag: str):
     """(repo id, file name) open_clip's download_pretrained() asks the hub for, for this tag:
     its hf_hub entry is 'org/repo/' (then the default file, safetensors first) or 'org/repo/file'."""
     hub = get_pretrained_cfg(name, tag)["hf_hub"]
-    repo_id, _, filename = hub.rstrip("/").rpartition("/") if not hub.endswith("/") else (hub.rstrip("/"), "", "")
+    if hub.endswith("/"):
+        repo_id, filename = hub.rstrip("/"), ""
+    else:
+        repo_id, _, filename = hub.rpartition("/")
     from open_clip.constants import HF_SAFE_WEIGHTS_NAME
     return repo_id, filename or HF_SAFE_WEIGHTS_NAME
 

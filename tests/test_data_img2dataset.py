@@ -93,7 +93,8 @@ def test_img2dataset_shards_are_read_by_our_pipeline(tmp_path, img2dataset, serv
     # in its shard costs that sample alone (tarfile raises ReadError there)
     with tarfile.open(tars[0]) as t:
         members = t.getmembers()
-        caption_of = {m.name[:-4]: t.extractfile(m).read().decode() for m in members if m.name.endswith(".txt")}
+        caption_of = {m.name[:-4]: t.extractfile(m).read().decode()
+                      for m in members if m.name.endswith(".txt")}
     assert members and all(m.pax_headers for m in members)
     jpgs = [m.name for m in members if m.name.endswith(".jpg")]
     assert len(jpgs) >= 3

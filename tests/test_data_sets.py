@@ -34,7 +34,8 @@ def test_every_step_has_exactly_n_items_and_sets_are_never_split(n_items):
             # a trimmed set keeps all its captions and a subset of its own images
             assert len(s["captions"]) == full
             assert all(img[0] == s["n"] for img in s["images"])
-            assert [s["captions"][c] for c in s["image_caption"]] == [f"set{n} cap{k}" for n, k in s["images"]]
+            want = [f"set{n} cap{k}" for n, k in s["images"]]
+            assert [s["captions"][c] for c in s["image_caption"]] == want
             trimmed += len(s["images"]) < full
     assert counters["sets_trimmed"] == trimmed
     # at most one trimmed set per step: the one that closes it

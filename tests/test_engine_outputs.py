@@ -65,7 +65,8 @@ def test_train_and_heldout_are_disjoint(engine_out):
     seeds = lambda sets: {cs.meta["bg_seed"] for cs in sets}
     assert inst(train) and inst(held) and not inst(train) & inst(held)
     assert not seeds(train) & seeds(held)
-    assert {cs.meta["split"] for cs in train} == {"train"} and {cs.meta["split"] for cs in held} == {"heldout"}
+    assert {cs.meta["split"] for cs in train} == {"train"}
+    assert {cs.meta["split"] for cs in held} == {"heldout"}
     # and by construction for any number of sets: parity of ids and seeds encodes the split
     cfg = Config(seed=3)
     for i in range(12):

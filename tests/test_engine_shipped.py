@@ -20,8 +20,8 @@ DIFF = 24
 
 def blobs(images, bg_seed, size=64):
     background = np.asarray(procedural_background(size, bg_seed)).astype(int)
-    return [ndimage.label(np.abs(np.asarray(im.convert("RGB")).astype(int) - background).max(axis=2) > DIFF)[1]
-            for im in images]
+    diffs = [np.abs(np.asarray(im.convert("RGB")).astype(int) - background).max(axis=2) for im in images]
+    return [ndimage.label(d > DIFF)[1] for d in diffs]
 
 
 def spec_count_sets(out):

@@ -98,11 +98,13 @@ def direct_scores(family, model, tok, proc, image, captions):
         if family == "blip":
             img = model.vision_proj(model.vision_model(pixel_values=px)[0][:, 0])
             txt = torch.cat([model.text_proj(model.text_encoder(input_ids=e["input_ids"],
-                                                                attention_mask=e["attention_mask"])[0][:, 0]) for e in enc])
+                                                                attention_mask=e["attention_mask"])[0][:, 0])
+                             for e in enc])
         elif family == "flava":
             img = model.image_projection(model.image_model(pixel_values=px)[0][:, 0])
-            txt = torch.cat([model.text_projection(model.text_model(input_ids=e["input_ids"],
-                                                                    attention_mask=e["attention_mask"])[0][:, 0]) for e in enc])
+            hidden = [model.text_model(input_ids=e["input_ids"], attention_mask=e["attention_mask"])[0]
+                      for e in enc]
+            txt = torch.cat([model.text_projection(h[:, 0]) for h in hidden])
         else:
             feat = lambda o: o if isinstance(o, torch.Tensor) else o.pooler_output
             img = feat(model.get_image_features(pixel_values=px))

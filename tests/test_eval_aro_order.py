@@ -78,7 +78,8 @@ def test_oracle_reversed_and_constant(tmp_path):
     assert len(ev.items) == 4 and all(len(it.wrong) == 4 for it in ev.items)
     unchanged = sum(it.right in it.wrong for it in ev.items)
     oracle = run_suite(ev, ToyEncoder(world), ToyEncoder(world).tokenizer, ToyEncoder(world).preprocess)
-    assert oracle.metrics["acc"] == 100.0 * (4 - unchanged) / 4 and oracle.counts["unchanged_by_a_perturbation"] == unchanged
+    assert oracle.metrics["acc"] == 100.0 * (4 - unchanged) / 4
+    assert oracle.counts["unchanged_by_a_perturbation"] == unchanged
     for mode in ("reversed", "constant"):
         enc = ToyEncoder(world, mode)
         assert all(v == 0.0 for v in run_suite(ev, enc, enc.tokenizer, enc.preprocess).metrics.values())
@@ -118,6 +119,7 @@ def test_matches_plain_loops_on_a_tiny_open_clip(tmp_path):
     with torch.no_grad():
         for it in ev.items:
             img = model.encode_image(preprocess(Image.open(it.image).convert("RGB"))[None], normalize=True)[0]
-            s = [float(model.encode_text(tokenizer([c]), normalize=True)[0] @ img) for c in [it.right, *it.wrong]]
+            s = [float(model.encode_text(tokenizer([c]), normalize=True)[0] @ img)
+                 for c in [it.right, *it.wrong]]
             hits.append(all(s[0] > x for x in s[1:]))
     assert ours.metrics["acc"] == pytest.approx(100 * np.mean(hits))

@@ -35,7 +35,8 @@ def embed_text(model, tokenizer, text):
 
 
 def noisy_images(root):
-    """Replace every toy image under root by random pixels: a random model then gives untied, varied scores."""
+    """Replace every toy image under root by random pixels: a random model then gives untied,
+    varied scores."""
     rng = np.random.default_rng(0)
     for p in sorted(Path(root).rglob("*.png")):
         Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(p)
@@ -81,7 +82,8 @@ def test_svo_probes_skips_dead_links_and_matches_pairwise_loops(tmp_path, tiny):
         if len(types) != 1 or not neg.is_file():
             continue
         q = embed_text(model, tokenizer, r["sentence"])
-        hits[types[0]].append(float(embed_image(model, preprocess, pos) @ q) > float(embed_image(model, preprocess, neg) @ q))
+        pos_s, neg_s = (float(embed_image(model, preprocess, p) @ q) for p in (pos, neg))
+        hits[types[0]].append(pos_s > neg_s)
     for t, h in hits.items():
         assert ours.metrics[f"{t}/acc"] == pytest.approx(100 * np.mean(h))
     assert ours.metrics["avg/acc"] == pytest.approx(100 * np.mean(sum(hits.values(), [])))
@@ -93,7 +95,8 @@ def test_vsr_pairs_and_their_accuracy_match_plain_loops(tmp_path, tiny):
     noisy_images(opts["image_root"])
     ours = run_suite(build_one("vsr", opts, batch_size=2), model, tokenizer, preprocess)
     recs = [json.loads(line) for line in open(opts["jsonl"])]
-    # every image has 1 true and 2 false captions -> 2 i2t pairs; every true caption is false of one other image
+    # every image has 1 true and 2 false captions -> 2 i2t pairs; every true caption is false of
+    # one other image
     assert ours.counts["i2t_pairs"] == 6 and ours.counts["t2i_pairs"] == 3
     i2t, t2i = [], []
     for r in recs:
@@ -105,7 +108,8 @@ def test_vsr_pairs_and_their_accuracy_match_plain_loops(tmp_path, tiny):
                                float(embed_text(model, tokenizer, f["caption"]) @ img))
                 if f["caption"] == r["caption"] and f["label"] == 0:
                     q = embed_text(model, tokenizer, r["caption"])
-                    t2i.append(float(img @ q) > float(embed_image(model, preprocess, Path(opts["image_root"]) / f["image"]) @ q))
+                    other = embed_image(model, preprocess, Path(opts["image_root"]) / f["image"])
+                    t2i.append(float(img @ q) > float(other @ q))
     assert ours.metrics["i2t/acc"] == pytest.approx(100 * np.mean(i2t))
     assert ours.metrics["t2i/acc"] == pytest.approx(100 * np.mean(t2i))
     assert ours.metrics["avg/acc"] == pytest.approx(100 * np.mean(i2t + t2i))
@@ -217,6 +221,7 @@ def test_crepe_recall_at_1_on_the_box_crop_matches_plain_loops(tmp_path, tiny):
             crop = Image.open(img).convert("RGB").crop((x, y, x + w, y + h))
             with torch.no_grad():
                 e = model.encode_image(preprocess(crop)[None], normalize=True)[0]
-            s = [float(embed_text(model, tokenizer, c) @ e) for c in [r["caption"], *ast.literal_eval(r["hard_negs"])]]
+            s = [float(embed_text(model, tokenizer, c) @ e)
+                 for c in [r["caption"], *ast.literal_eval(r["hard_negs"])]]
             hits.append(all(s[0] > v for v in s[1:]))
         assert ours.metrics[f"{name}/acc"] == pytest.approx(100 * np.mean(hits))

@@ -14,7 +14,8 @@ from train.eval.wise_ft import interpolate
 def test_interpolate_endpoints_midpoint_and_integer_buffers():
     a = {"w": torch.zeros(2, 2), "ids": torch.arange(3)}
     b = {"w": torch.ones(2, 2) * 4, "ids": torch.arange(3) + 1}
-    assert torch.equal(interpolate(a, b, 0.0)["w"], a["w"]) and torch.equal(interpolate(a, b, 1.0)["w"], b["w"])
+    assert torch.equal(interpolate(a, b, 0.0)["w"], a["w"])
+    assert torch.equal(interpolate(a, b, 1.0)["w"], b["w"])
     assert torch.equal(interpolate(a, b, 0.25)["w"], torch.ones(2, 2))
     assert torch.equal(interpolate(a, b, 0.5)["ids"], b["ids"])  # not weights: never averaged
     with pytest.raises(ValueError, match="differ"):

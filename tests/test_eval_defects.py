@@ -29,8 +29,8 @@ class BatchNoise(torch.nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
-        self.direction = torch.nn.functional.normalize(torch.randn(model.text_projection.shape[1],
-                                                                   generator=torch.Generator().manual_seed(1)), dim=0)
+        noise = torch.randn(model.text_projection.shape[1], generator=torch.Generator().manual_seed(1))
+        self.direction = torch.nn.functional.normalize(noise, dim=0)
 
     def encode_image(self, x, normalize=True):
         return self.model.encode_image(x, normalize=normalize)
@@ -100,16 +100,19 @@ def test_limit_takes_the_first_items_of_every_subtask(tmp_path):
 
 
 def independent_recall(model, preprocess, tokenizer, ann, image_root, k):
-    """Plain loops over the released JSON: every caption a query, an image a hit if any of its captions is in the top k."""
+    """Plain loops over the released JSON: every caption a query, an image a hit if any of its
+    captions is in the top k."""
     data = json.load(open(ann))["images"]
     data = [im for im in data if im["split"] == "test"]
     with torch.no_grad():
-        img = torch.cat([model.encode_image(preprocess(Image.open(os.path.join(image_root, im["filepath"], im["filename"]))
-                                                       .convert("RGB"))[None], normalize=True) for im in data])
+        paths = [os.path.join(image_root, im["filepath"], im["filename"]) for im in data]
+        img = torch.cat([model.encode_image(preprocess(Image.open(p).convert("RGB"))[None], normalize=True)
+                         for p in paths])
         caps = [(n, s["raw"]) for n, im in enumerate(data) for s in im["sentences"]]
         T = torch.cat([model.encode_text(tokenizer([c]), normalize=True) for _, c in caps])
     S = (img @ T.T).numpy()
-    i2t = np.mean([any(caps[j][0] == n for j in np.argsort(-S[n], kind="stable")[:k]) for n in range(len(data))])
+    i2t = np.mean([any(caps[j][0] == n for j in np.argsort(-S[n], kind="stable")[:k])
+                   for n in range(len(data))])
     t2i = np.mean([n in np.argsort(-S[:, j], kind="stable")[:k] for j, (n, _) in enumerate(caps)])
     return 100 * i2t, 100 * t2i
 
@@ -146,7 +149,8 @@ def test_tie_rule_first_is_specs_argmax_and_is_reported(tmp_path):
     assert strict.metrics["count/i2t"] == 0.0
     # SPEC's eval.py: np.argmax over the scores, so the query whose label is 0 wins
     labels = [it["label"] for it in json.load(open(tmp_path / "spec" / "count" / "image2text.json"))]
-    assert first.metrics["count/i2t"] == 100.0 * np.mean([np.argmax(np.zeros(4)) == label for label in labels]) == 25.0
+    argmax_right = np.mean([np.argmax(np.zeros(4)) == label for label in labels])
+    assert first.metrics["count/i2t"] == 100.0 * argmax_right == 25.0
     # ARO's code takes argmax over [false, true]: a tie is wrong under either rule
     aro = fx.write_aro(world, tmp_path / "aro", "relation", big=3, small=0)
     aro_first = run(build_one("aro_relation", {"ann": aro["ann"], "image_root": aro["image_root"],
@@ -187,7 +191,8 @@ def test_evaluate_a_trainer_checkpoint_file_writes_beside_it(tmp_path, tiny):
     world = World()
     conf = tmp_path / "eval.yaml"
     conf.write_text(yaml.safe_dump({"benchmarks": ["winoground"],
-                                    "suites": {"winoground": fx.write_winoground(world, tmp_path / "w", n=2)}}))
+                                    "suites": {"winoground": fx.write_winoground(world, tmp_path / "w",
+                                                                                 n=2)}}))
     results = cmd.main(["--checkpoint", str(trainer_pt), "--eval", str(conf)])
     out = trainer_pt.parent / "eval" / "results.json"
     assert out.is_file() and json.loads(out.read_text())["results"] == results

@@ -18,7 +18,8 @@ def independent_spec(model, tokenizer, preprocess, root):
             for it in json.loads((folder / f"{name}.json").read_text()):
                 with torch.no_grad():
                     if key == "i2t":
-                        q = model.encode_image(preprocess(Image.open(folder / it["query"]).convert("RGB"))[None], normalize=True)
+                        image = preprocess(Image.open(folder / it["query"]).convert("RGB"))[None]
+                        q = model.encode_image(image, normalize=True)
                         c = model.encode_text(tokenizer(it["keys"]), normalize=True)
                     else:
                         q = model.encode_text(tokenizer([it["query"]]), normalize=True)

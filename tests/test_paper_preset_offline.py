@@ -52,7 +52,8 @@ def paper_run(openai_hub, small_data, tmp_path_factory):
     data = small_data
     run = tmp_path_factory.mktemp("paper") / "run"
     env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", WANDB_MODE="offline")
-    cmd = [str(ROOT / ".venv" / "bin" / "accelerate") if (ROOT / ".venv" / "bin" / "accelerate").exists() else "accelerate",
+    venv_accelerate = ROOT / ".venv" / "bin" / "accelerate"
+    cmd = [str(venv_accelerate) if venv_accelerate.exists() else "accelerate",
            "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "train/main.py", "experiment=paper",
            f"data.root={data}",
@@ -102,7 +103,8 @@ def test_export_reloads_in_plain_open_clip_with_quick_gelu(paper_run):
     assert json.loads((final / f"{NAME}.json").read_text())["quick_gelu"] is True
     trained = last_checkpoint_state(run)
     # plain open_clip, no hnclip: the built-in name with the weights file, and local-dir:
-    by_path, _, _ = open_clip.create_model_and_transforms(NAME, pretrained=str(final / "open_clip_pytorch_model.bin"))
+    weights = str(final / "open_clip_pytorch_model.bin")
+    by_path, _, _ = open_clip.create_model_and_transforms(NAME, pretrained=weights)
     by_dir, _, _ = open_clip.create_model_and_transforms(f"local-dir:{final}")
     for m in (by_path, by_dir):
         assert models.uses_quick_gelu(m)

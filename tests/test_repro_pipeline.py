@@ -39,7 +39,8 @@ def test_pretrain_finetune_evaluate_report(toy):
               "--set-items", "9", *small])
     cfg = (toy / "hn" / "config.yaml").read_text()
     assert "clip_weight: 0" in cfg and "pretrained: " + str(base) in cfg
-    metrics = [json.loads(line) for line in (toy / "hn" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = (toy / "hn" / "metrics.jsonl").read_text().splitlines()
+    metrics = [json.loads(line) for line in rows if line.strip()]
     last = [m for m in metrics if "loss/total" in m][-1]
     # L_hn alone: total = lambda * (hn_i2t + hn_t2i), L_clip not in it
     assert last["loss/total"] == pytest.approx(last["loss/hn_i2t"] + last["loss/hn_t2i"], rel=1e-4)
@@ -57,7 +58,8 @@ def test_pretrain_finetune_evaluate_report(toy):
 
 
 def test_report_averages_fine_tuning_seeds(tmp_path):
-    keys = {f"{sub}/{d}": 0.0 for sub in report.SUBSETS + ["mean"] for d in ("i2t", "t2i", "i2t_se", "t2i_se")}
+    keys = {f"{sub}/{d}": 0.0 for sub in report.SUBSETS + ["mean"]
+            for d in ("i2t", "t2i", "i2t_se", "t2i_se")}
     keys.update({"zeroshot/acc": 80.0, "zeroshot/se": 1.0, "zeroshot/chance": 7.1})
 
     def write(name, i2t, se):

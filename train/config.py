@@ -18,14 +18,16 @@ class LoraConfig:
     rank: int = 8
     alpha: float = 16.0                # adapters scale by alpha / rank
     dropout: float = 0.0               # must be 0 (adapters are weight parametrizations: docs/families.md)
-    targets: List[str] = field(default_factory=lambda: ["attn", "mlp"])   # attn: q/k/v + output projection; mlp: both layers
+    # attn: q/k/v + output projection; mlp: both layers
+    targets: List[str] = field(default_factory=lambda: ["attn", "mlp"])
     towers: List[str] = field(default_factory=lambda: ["image", "text"])
     layers: Optional[List[int]] = None  # block indices in each tower (negative from the end); None = all
 
 
 @dataclass
 class ModelConfig:
-    name: str = "hnclip-tiny"          # open_clip model name, ours (train/model_configs), local-dir:DIR or hf-hub:ORG/REPO
+    # open_clip model name, ours (train/model_configs), local-dir:DIR or hf-hub:ORG/REPO
+    name: str = "hnclip-tiny"
     pretrained: Optional[str] = None   # open_clip tag ("openai") or a checkpoint path; None = random init
     precision: str = "fp32"            # fp32 | bf16 (autocast)
     grad_checkpointing: bool = False   # trade compute for activation memory
@@ -62,8 +64,10 @@ class DataConfig:
     workers: int = 1
     skip_missing_shards: bool = False  # a missing shard is an error unless this is set
     lookahead_sets: int = 32           # set-batcher buffer for packing whole sets exactly
-    max_image_pixels: int = 25_000_000  # an image with more pixels (read from its header) is skipped and counted
-    decode: str = "pil"                # pil: the model's PIL transform | tensor: the same steps on uint8 tensors (train/data/jpeg.py)
+    # an image with more pixels (read from its header) is skipped and counted
+    max_image_pixels: int = 25_000_000
+    # pil: the model's PIL transform | tensor: the same steps on uint8 tensors (train/data/jpeg.py)
+    decode: str = "pil"
 
 
 @dataclass
@@ -73,7 +77,8 @@ class LossConfig:
     hn_negatives: str = "step"         # set | step | step+pairs: which captions/images form T
     mask_duplicates: bool = True       # identical captions/images in two sets are never negatives
     sets_in_clip_loss: bool = False    # do candidate-set items also enter L_clip
-    hn_form: str = "softmax"           # softmax (SPEC) | sigmoid (each hard negative a negative pair); docs/families.md
+    # softmax (SPEC) | sigmoid (each hard negative a negative pair); docs/families.md
+    hn_form: str = "softmax"
     caption_weight: float = 2.0        # CoCa only: weight of the captioning loss (open_clip's default)
 
 
@@ -244,7 +249,8 @@ def _check_ranges(merged):
         raise ConfigError("invalid config: loss.hn_weight and loss.clip_weight are both 0 (nothing to train)")
     for i, source in enumerate(list(merged.data.pairs) + list(merged.data.sets)):
         if source.weight <= 0:
-            which = f"data.pairs.{i}" if i < len(merged.data.pairs) else f"data.sets.{i - len(merged.data.pairs)}"
+            n_pairs = len(merged.data.pairs)
+            which = f"data.pairs.{i}" if i < n_pairs else f"data.sets.{i - n_pairs}"
             raise ConfigError(f"invalid config value {which}.weight={source.weight}: must be > 0")
 
 

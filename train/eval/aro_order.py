@@ -99,7 +99,8 @@ class AroOrderEvaluator(ItemEvaluator):
         self.perturbations = list(perturbations)
         if tagger not in TAGGERS:
             raise ValueError(f"ARO order: unknown tagger {tagger!r}; known: {sorted(TAGGERS)}")
-        tagger = TAGGERS[tagger]() if any(p in ("nouns_adj", "allbut_nouns_adj") for p in perturbations) else None
+        needs_tags = any(p in ("nouns_adj", "allbut_nouns_adj") for p in perturbations)
+        tagger = TAGGERS[tagger]() if needs_tags else None
         images = load_karpathy(ann, image_root, split, self.path)
         self.items = []
         for n, (path, caps) in enumerate(images):

@@ -15,7 +15,8 @@ apart: re-encoding, resizing and mild recompression stay within a few bits (0-8 
 our 64-px images), different images of the same generator 18 or more, yet among thousands of
 flat-background images some different ones still come close; so every hash match is confirmed
 on the pixels: 32x32 grey thumbnails within --max-pixel-diff (mean absolute difference, default
-4 of 255; re-encoded copies measured at most 1.0, different images of our generator 13 or more). Captions match when equal after lower-casing, dropping punctuation and collapsing spaces.
+4 of 255; re-encoded copies measured at most 1.0, different images of our generator 13 or
+more). Captions match when equal after lower-casing, dropping punctuation and collapsing spaces.
 Benchmarks list their inputs (Evaluator.inputs); a box crop (ARO) is compared as its whole image.
 Corrupt members are skipped and counted. The report is JSON (--out) and a table on stdout."""
 import argparse

@@ -80,8 +80,8 @@ def example_rows(examples):
             best = max(range(len(row)), key=lambda j: row[j])
             ok = row[lab] > max(s for j, s in enumerate(row) if j != lab) if len(row) > 1 else True
             right += ok
-            lines.append(f"image {lab}: " + " ".join(f"{s:.3f}{'*' if j == lab else ''}{'<' if j == best else ''}"
-                                                     for j, s in enumerate(row)))
+            marks = [f"{s:.3f}{'*' if j == lab else ''}{'<' if j == best else ''}" for j, s in enumerate(row)]
+            lines.append(f"image {lab}: " + " ".join(marks))
         rows.append([ex["benchmark"], ex["subset"], ex["images"], caps, "\n".join(lines),
                      f"{right}/{len(lines)}"])
     return rows

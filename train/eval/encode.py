@@ -40,7 +40,8 @@ def encode_texts(model, tokenizer, texts, batch_size=256, device="cpu"):
     tokens = [tokenizer(uniq[i:i + batch_size]) for i in range(0, len(uniq), batch_size)]
     if not all(isinstance(t, torch.Tensor) for t in tokens):
         # a tokenizer that returns more than ids (attention masks): strings are the key
-        feats = [model.encode_text(t.to(device) if hasattr(t, "to") else t, normalize=True).float() for t in tokens]
+        feats = [model.encode_text(t.to(device) if hasattr(t, "to") else t, normalize=True).float()
+                 for t in tokens]
         return dict(zip(uniq, torch.cat(feats)))
     tokens = torch.cat(tokens)
     rows, row_of, first = {}, [], []

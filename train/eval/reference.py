@@ -66,8 +66,8 @@ def markdown(results, title=None):
         if is_count(k):
             continue
         ref, source = REFERENCE.get(k, ({}, ""))
-        lines.append(f"| {k} | {res[k]:.1f} | " + " | ".join(_num(ref[m]) if m in ref else "—" for m in MODELS)
-                     + f" | {source} |")
+        cells = [_num(ref[m]) if m in ref else "—" for m in MODELS]
+        lines.append(f"| {k} | {res[k]:.1f} | " + " | ".join(cells) + f" | {source} |")
     return "\n".join(lines)
 
 

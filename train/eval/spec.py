@@ -1,5 +1,6 @@
 """The SPEC benchmark, read exactly as released:
-ROOT/<subset>/image2text.json: [{"query": image path (relative to the subset folder), "keys": [captions], "label": i}]
+ROOT/<subset>/image2text.json: [{"query": image path (relative to the subset folder),
+                                 "keys": [captions], "label": i}]
 ROOT/<subset>/text2image.json: [{"query": caption, "keys": [image paths], "label": i}]
 A query is right when its label's score is strictly the highest (tie_rule `strict`, the
 default) or, with tie_rule `first`, when the label is np.argmax of the scores (the first of
@@ -138,7 +139,8 @@ def candidate_sets(subset, folder, i2t_items, img, txt, n):
     out = []
     for keys, by_label in list(sets.items())[:n]:
         labels = sorted(by_label)
-        scores = torch.stack([img[by_label[label]] for label in labels]) @ torch.stack([txt[k] for k in keys]).T
+        images = torch.stack([img[by_label[label]] for label in labels])
+        scores = images @ torch.stack([txt[k] for k in keys]).T
         out.append({"benchmark": "spec", "subset": subset, "images": [by_label[label] for label in labels],
                     "image_labels": labels, "captions": list(keys), "scores": scores.tolist()})
     return out

@@ -38,7 +38,8 @@ def plot(sweep, path):
     import matplotlib.pyplot as plt
     alphas = sorted(sweep)
     keys = [k for k in sweep[alphas[0]] if not is_count(k)
-            and (k.startswith("spec/mean") or "/avg" in k or k.endswith(("top1", "group", "R@1")) or k.endswith("macro/acc"))]
+            and (k.startswith("spec/mean") or "/avg" in k
+                 or k.endswith(("top1", "group", "R@1", "macro/acc")))]
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in keys:
         ax.plot(alphas, [sweep[a][k] for a in alphas], marker="o", label=k)
@@ -73,7 +74,8 @@ def main(argv=None):
         init, _, _, init_desc = load(args.initial, args.initial_model, args.initial_pretrained)
     else:
         run = Path(args.finetuned)
-        run = run if (run / "config.yaml").is_file() else next(p for p in run.parents if (p / "config.yaml").is_file())
+        if not (run / "config.yaml").is_file():
+            run = next(p for p in run.parents if (p / "config.yaml").is_file())
         init, _, _, init_desc = initial_of(run)
     theta0, theta1 = init.state_dict(), {k: v.clone() for k, v in ft.state_dict().items()}
     cfg = eval_config(args.eval, args.overrides)

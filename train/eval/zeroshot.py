@@ -4,8 +4,8 @@ unless `classnames` gives one name a line in sorted-folder order), or a webdatas
 clip_benchmark's layout: shards of KEY.{jpg,png,webp} + KEY.cls (class index), with
 `classnames` (a file, one a line). Templates: "openai" (CLIP's 80 ImageNet prompts), "simple",
 a list of strings with '{}', or a file of them. `classnames: imagenet` gives open_clip's
-ImageNet-1k names (for a folder of the 1,000 wnid folders in sorted order). The class embedding is the normalised mean of
-its normalised prompt embeddings (CLIP's recipe)."""
+ImageNet-1k names (for a folder of the 1,000 wnid folders in sorted order). The class
+embedding is the normalised mean of its normalised prompt embeddings (CLIP's recipe)."""
 from pathlib import Path
 
 import torch

@@ -84,7 +84,8 @@ def probe(cfg: DictConfig):
     doc = {"meta": {"label": label, "model": m.name, "pretrained": m.pretrained,
                     "main_layer": str(parse_layers(cfg.features.layer, model)[0]),
                     "pooling": cfg.features.pooling, "text": cfg.features.text,
-                    "data": cfg.data.source if cfg.data.source != "generated" else str(cfg.data.generated.dir),
+                    "data": (cfg.data.source if cfg.data.source != "generated"
+                             else str(cfg.data.generated.dir)),
                     "sizes": {t.name: [len(t.splits[s]) for s in SPLITS] for t in tasks}},
            "results": [],
            "category_stats": {t.name: category_stats(t) for t in tasks}}

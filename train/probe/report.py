@@ -31,7 +31,8 @@ def layer_order(layers):
 
 
 def table1(res, tasks, label, main_layer):
-    head = "| Model | " + " | ".join(f"{TASK_TITLES.get(t, t)} val | {TASK_TITLES.get(t, t)} test" for t in tasks) + " |"
+    head = "| Model | " + " | ".join(f"{TASK_TITLES.get(t, t)} val | {TASK_TITLES.get(t, t)} test"
+                                    for t in tasks) + " |"
     lines = [head, "|" + " --- |" * (1 + 2 * len(tasks))]
     rows = [("chance", "Chance (majority label / mean train box)", None)]
     rows += [(m, f"{MODE_MARK[m]} {label}", "linear") for m in ("frozen", "unfrozen")]
@@ -65,7 +66,8 @@ def per_category_table(res, task, main_layer):
     cats = sorted({c for r in runs for c in r["per_category"]})
     lines = ["| Mode | " + " | ".join(cats) + " |", "|" + " --- |" * (1 + len(cats))]
     for r in runs:
-        lines.append(f"| {MODE_MARK[r['mode']]} | " + " | ".join(_pct(r["per_category"].get(c)) for c in cats) + " |")
+        cells = " | ".join(_pct(r["per_category"].get(c)) for c in cats)
+        lines.append(f"| {MODE_MARK[r['mode']]} | {cells} |")
     return "\n".join(lines)
 
 
@@ -89,7 +91,8 @@ def kendall_rows(res, stats, task, main_layer):
 
 def kendall_table(rows):
     names = {"n_train": "# examples (train)", "area": "Area (test)", "distance": "Distance (test)"}
-    lines = ["| Factor | " + " | ".join(f"{MODE_MARK[m]} tau (p)" for m in dict.fromkeys(r[0] for r in rows)) + " |"]
+    modes = dict.fromkeys(r[0] for r in rows)
+    lines = ["| Factor | " + " | ".join(f"{MODE_MARK[m]} tau (p)" for m in modes) + " |"]
     modes = list(dict.fromkeys(r[0] for r in rows))
     lines.append("|" + " --- |" * (1 + len(modes)))
     for f in ("n_train", "area", "distance"):
@@ -105,7 +108,8 @@ def layer_curves(res, tasks):
     """{task: [(layer, val, test)]} for the frozen linear probe."""
     out = {}
     for t in tasks:
-        runs = {r["layer"]: r for r in res if r["task"] == t and r["mode"] == "frozen" and r["head"] == "linear"}
+        runs = {r["layer"]: r for r in res
+                if r["task"] == t and r["mode"] == "frozen" and r["head"] == "linear"}
         if len(runs) > 1:
             out[t] = [(layer, runs[layer]["val"], runs[layer]["test"]) for layer in layer_order(runs)]
     return out
@@ -151,8 +155,8 @@ def build(results_doc, out_dir, png_name="probe_layers.png"):
         parts += ["## Per-layer curves (frozen linear probe, test; val in brackets)", "",
                   "| Task | " + " | ".join(p[0] for p in next(iter(curves.values()))) + " |",
                   "|" + " --- |" * (1 + len(next(iter(curves.values()))))]
-        parts += [f"| {TASK_TITLES.get(t, t)} | " + " | ".join(f"{_pct(p[2])} ({_pct(p[1])})" for p in pts) + " |"
-                  for t, pts in curves.items()]
+        parts += [f"| {TASK_TITLES.get(t, t)} | " + " | ".join(f"{_pct(p[2])} ({_pct(p[1])})" for p in pts)
+                  + " |" for t, pts in curves.items()]
         parts += ["", f"![per-layer curves]({png_name})", ""]
     for t in tasks:
         tab = per_category_table(res, t, main_layer)

@@ -146,5 +146,6 @@ def run_task(task, model, preprocess, tokenizer, cfg, log=print):
             return make
 
         for head in cfg.unfrozen_heads:
-            record("unfrozen", head, main_layer, search(make_joint(head), data, kind, settings(s_cfg.lrs_unfrozen, s_cfg.max_epochs_unfrozen)))
+            unfrozen = settings(s_cfg.lrs_unfrozen, s_cfg.max_epochs_unfrozen)
+            record("unfrozen", head, main_layer, search(make_joint(head), data, kind, unfrozen))
     return results

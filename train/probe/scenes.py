@@ -82,7 +82,10 @@ def _relation_scene(rng, size, classes, out, name, obj_range):
         # the dominant axis decides, and only when it clearly dominates (no ambiguous diagonals)
         if max(abs(dx), abs(dy)) < 1.5 * min(abs(dx), abs(dy)) or max(abs(dx), abs(dy)) < 0.15 * size:
             continue
-        true_rel = ("left of" if dx > 0 else "right of") if abs(dx) > abs(dy) else ("above" if dy > 0 else "below")
+        if abs(dx) > abs(dy):
+            true_rel = "left of" if dx > 0 else "right of"
+        else:
+            true_rel = "above" if dy > 0 else "below"
         img, _ = _render(rng, size, names, boxes, int(rng.integers(1 << 30)))
         img.save(out / "images" / name)
         label = int(rng.integers(0, 2))

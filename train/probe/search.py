@@ -120,7 +120,8 @@ def train_one(make_model: Callable[[], ProbeModel], data: Dict[str, SplitData], 
     total = steps_per_epoch * s.max_epochs
     warm = max(1, int(s.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: (k + 1) / warm if k < warm else 0.5 * (1 + math.cos(math.pi * (k - warm) / max(1, total - warm))))
+        opt, lambda k: (k + 1) / warm if k < warm
+        else 0.5 * (1 + math.cos(math.pi * (k - warm) / max(1, total - warm))))
     gen = torch.Generator().manual_seed(s.seed)
     best, best_epoch, best_state, history = -1.0, 0, None, []
     for epoch in range(1, s.max_epochs + 1):

@@ -47,7 +47,8 @@ def spec_scores(model, preprocess, tokenizer, root):
         data = load_subset(folder)
         paths = [str(folder / it["query"]) for it in data["image2text"]]
         paths += [str(folder / k) for it in data["text2image"] for k in it["keys"]]
-        texts = [k for it in data["image2text"] for k in it["keys"]] + [it["query"] for it in data["text2image"]]
+        texts = ([k for it in data["image2text"] for k in it["keys"]]
+                 + [it["query"] for it in data["text2image"]])
         img = encode_images(model, preprocess, paths)
         txt = encode_texts(model, tokenizer, texts)
         for direction in ("image2text", "text2image"):

@@ -43,7 +43,8 @@ class HFDualEncoder(torch.nn.Module):
         if self.family == "blip":
             x = self.model.text_proj(self.model.text_encoder(input_ids=ids, attention_mask=mask)[0][:, 0, :])
         elif self.family == "flava":
-            x = self.model.text_projection(self.model.text_model(input_ids=ids, attention_mask=mask)[0][:, 0, :])
+            hidden = self.model.text_model(input_ids=ids, attention_mask=mask)[0]
+            x = self.model.text_projection(hidden[:, 0, :])
         else:
             x = _features(self.model.get_text_features(input_ids=ids))
         return torch.nn.functional.normalize(x, dim=-1) if normalize else x
@@ -70,7 +71,8 @@ class HFBlipMatcher(torch.nn.Module):
         ids = text_ids.round().long()
         out = self.model.text_encoder(input_ids=ids, attention_mask=(ids != self.pad_id).long(),
                                       encoder_hidden_states=image_embeds,
-                                      encoder_attention_mask=torch.ones(image_embeds.shape[:-1], dtype=torch.long,
+                                      encoder_attention_mask=torch.ones(image_embeds.shape[:-1],
+                                                                        dtype=torch.long,
                                                                         device=image_embeds.device))[0]
         return self.model.itm_head(out[:, 0, :]).softmax(dim=-1)[:, 1]
 
@@ -115,7 +117,8 @@ def load_hf(source, head="contrastive"):
     if head == "itm":
         if family != "blip":
             raise ValueError(f"hf-itm:{source}: an ITM head is BLIP's (model_type blip), this is {family!r}")
-        return HFBlipMatcher(model, tok.pad_token_id).eval(), preprocess, tokenizer, f"hf-itm:{source} (blip ITM)"
+        matcher = HFBlipMatcher(model, tok.pad_token_id).eval()
+        return matcher, preprocess, tokenizer, f"hf-itm:{source} (blip ITM)"
     if head != "contrastive":
         raise ValueError(f"hf head must be contrastive or itm, got {head!r}")
     return HFDualEncoder(model,
