@@ -87,7 +87,7 @@ def test_damaged_latest_falls_back_to_previous(tmp_path, capsys, damage, what):
 
 
 def test_flipped_bytes_in_the_weights_are_caught(tmp_path):
-    """The issue's case: a bit flip inside the tensor data loads fine with torch, silently."""
+    """The silent case: a bit flip inside the tensor data loads fine with torch."""
     p = ckpt.save(tmp_path, 4, state(4), keep_last=3)
     f = p / "trainer.pt"
     data = f.read_bytes()
