@@ -231,14 +231,16 @@ def group_samples(members, on_duplicate=None):
         yield key, sample
 
 
-def local_entries(path):
-    """(name, data offset, bytes) of the regular files of a local shard; any damage is a
-    DamagedShard naming the file (a small local shard is read whole or not at all)."""
+def local_entries(path, on_damage=None):
+    """(name, data offset, bytes) of the regular files of a local shard. A damaged member
+    header is a DamagedShard naming the file (a small local shard is read whole or not at all),
+    or, given on_damage, reported through it and skipped (the reader resyncs after it). A file
+    that is not a tar or ends early is always a DamagedShard."""
     def damaged():
         raise DamagedShard(f"shard {path} has a damaged member header")
     try:
         with open(path, "rb") as f:
-            yield from tar_entries(f, damaged)
+            yield from tar_entries(f, on_damage or damaged)
     except (NotATar, Truncated) as e:
         raise DamagedShard(f"shard {path} cannot be read: {e}") from e
 

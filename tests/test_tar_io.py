@@ -47,6 +47,23 @@ def test_damaged_local_shard_names_the_file(tmp_path):
         list(local_samples(tmp_path / "empty.tar"))
 
 
+def test_damage_can_be_skipped_and_counted_instead(tmp_path):
+    # a crawl's training shards (the contamination check) skip a damaged member and read on
+    path = tmp_path / "crawl.tar"
+    _write(path, [("a.txt", b"a"), ("b.txt", b"b"), ("c.txt", b"c")])
+    data = bytearray(path.read_bytes())
+    with tarfile.open(path) as t:
+        second = [m for m in t][1].offset
+    data[second + 148:second + 156] = b"0000000\0"
+    path.write_bytes(bytes(data))
+    damaged = []
+    names = [n for n, _, _ in local_entries(path, lambda: damaged.append(1))]
+    assert names == ["a.txt", "c.txt"] and damaged == [1]
+    from train.eval.contamination import index_training
+    _, captions, counts = index_training([str(path)], radius=0)
+    assert counts["unreadable"] == 1 and sorted(captions) == ["a", "c"]
+
+
 def test_failed_write_leaves_no_shard(tmp_path):
     with pytest.raises(RuntimeError):
         with TarWriter(tmp_path / "s.tar") as w:

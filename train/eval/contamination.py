@@ -103,9 +103,12 @@ def index_training(urls_list, radius):
     images, captions = HashIndex(radius), {}
     images.where = {}
     counts = {"images": 0, "captions": 0, "unreadable": 0}
+
+    def damaged():  # a damaged member of a real crawl is skipped and counted, as an undecodable one
+        counts["unreadable"] += 1
     for urls in urls_list:
         for path in expand(urls):
-            for member, offset, data in local_entries(path):
+            for member, offset, data in local_entries(path, damaged):
                 name, ext = f"{path}:{member}", Path(member).suffix.lower().lstrip(".")
                 try:
                     if ext in IMAGE_EXTS:
