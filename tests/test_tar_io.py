@@ -75,3 +75,15 @@ def test_failed_write_leaves_no_shard(tmp_path):
 def test_expand_lists_and_separators():
     assert expand("x/a-{0..2}.tar::x/b.tar") == ["x/a-0.tar", "x/a-1.tar", "x/a-2.tar", "x/b.tar"]
     assert expand(["a-{0..1}.tar", " b.tar "]) == ["a-0.tar", "a-1.tar", "b.tar"]
+
+
+def test_an_evaluation_shard_with_a_damaged_header_is_an_error(tmp_path):
+    # tarfile used to stop at the damage without a word: the benchmark silently shrank
+    from train.eval.shards import read_samples
+    path = tmp_path / "bench-0.tar"
+    _write(path, [("a.txt", b"a"), ("b.txt", b"b")])
+    data = bytearray(path.read_bytes())
+    data[512 * 2 + 148:512 * 2 + 156] = b"0000000\0"  # the second member's header
+    path.write_bytes(bytes(data))
+    with pytest.raises(DamagedShard, match="bench-0.tar"):
+        read_samples(str(path), ("txt",))

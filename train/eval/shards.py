@@ -1,7 +1,8 @@
 """Read small evaluation webdatasets straight from tar files (no pipeline, no shuffling: an
 evaluation must see the same samples in the same order every time). Samples are grouped by key
-(hn_data.tar_io: webdataset's rule). A missing or unreadable member skips its sample and is
-counted; a missing shard is an error naming it."""
+(hn_data.tar_io: webdataset's rule). A missing member or an undecodable image skips its sample
+and is counted; a missing shard, or one whose tar structure is damaged (the benchmark is then
+not as released), is an error naming it."""
 import io
 
 from PIL import Image
