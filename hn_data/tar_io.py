@@ -245,9 +245,9 @@ def local_entries(path, on_damage=None):
         raise DamagedShard(f"shard {path} cannot be read: {e}") from e
 
 
-def local_samples(path):
-    """(key, {ext: bytes}) samples of a local shard, in the shard's order."""
-    return group_samples((name, data) for name, _, data in local_entries(path))
+def local_samples(path, on_damage=None):
+    """(key, {ext: bytes}) samples of a local shard, in the shard's order (damage: local_entries)."""
+    return group_samples((name, data) for name, _, data in local_entries(path, on_damage))
 
 
 def expand(urls) -> List[str]:

@@ -191,10 +191,11 @@ def negatives_for(caption, rng, n):
     return order[:n]
 
 
-def _read_pairs(tar_path):
-    """(key, jpg bytes, caption) of one img2dataset shard; members missing either are skipped."""
+def _read_pairs(tar_path, on_damage=None):
+    """(key, jpg bytes, caption) of one img2dataset shard; members missing either are skipped,
+    and so is a damaged member (reported through on_damage)."""
     groups = {}
-    for key, sample in local_samples(tar_path):
+    for key, sample in local_samples(tar_path, on_damage):
         groups.setdefault(key, {}).update({e: d for e, d in sample.items() if e in ("jpg", "txt")})
     for key in sorted(groups):
         g = groups[key]
@@ -213,10 +214,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stats = {"sets": 0, "skipped_no_negative": 0, "kinds": {k: 0 for k in KINDS}}
+    stats = {"sets": 0, "skipped_no_negative": 0, "damaged_members": 0, "kinds": {k: 0 for k in KINDS}}
+
+    def damaged():  # real crawls have damaged members: skip and count them
+        stats["damaged_members"] += 1
     for s, path in enumerate(expand(args.pairs)):
         w = TarWriter(out / f"sets-{s:06d}.tar")
-        for key, jpg, cap in _read_pairs(path):
+        for key, jpg, cap in _read_pairs(path, damaged):
             rng = np.random.default_rng(np.random.SeedSequence([args.seed, s,
                                                                 int.from_bytes(key.encode()[-8:], "little")]))
             negs = negatives_for(cap, rng, args.negatives)

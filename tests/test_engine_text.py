@@ -63,3 +63,21 @@ def test_pairs_to_text_only_sets(tmp_path):
         assert r["captions"][0] not in r["captions"][1:]
     big = next(r for r in recs if r["captions"][0] == caps[0])
     assert len(big["captions"]) == 4 and "shuffle" not in big["meta"]["negative_kinds"]
+
+
+def test_a_damaged_pair_member_is_skipped_and_counted(tmp_path):
+    # tarfile stopped reading the shard at a damaged header, silently dropping the pairs after it
+    from hn_data.set_format import TarWriter, write_pair
+    shard = tmp_path / "pairs-000000.tar"
+    w = TarWriter(shard)
+    for i, c in enumerate(["two red apples", "a small dog", "a big cat"]):
+        write_pair(w, f"{i:09d}", Image.new("RGB", (8, 8), (i * 40, 0, 0)), c)
+    w.close()
+    data = bytearray(shard.read_bytes())
+    with tarfile.open(shard) as t:
+        first_json = next(m for m in t.getmembers() if m.name.endswith(".json"))
+    data[first_json.offset + 148:first_json.offset + 156] = b"0000000\0"  # sample 0's json header
+    shard.write_bytes(bytes(data))
+    tn.main(["--pairs", str(shard), "--out", str(tmp_path / "text"), "--negatives", "2"])
+    stats = json.loads((tmp_path / "text" / "summary.json").read_text())
+    assert stats["damaged_members"] == 1 and stats["sets"] == 3
