@@ -53,6 +53,7 @@ def main(argv=None):
     text_trim.enable(trimmed)
     if a.captions == "laion":
         import numpy as np
+
         from bench.laion_captions import caption, word_counts
         rng = np.random.default_rng(0)
         captions = [caption(int(n), rng) for n in word_counts(a.batch, rng)]

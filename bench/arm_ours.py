@@ -27,6 +27,7 @@ from train import text_trim  # noqa: E402
 
 def compose(p):
     from hydra import compose as hcompose, initialize_config_dir
+
     from train.config import validate
     overrides = [f"model.name={p['model']}", "model.pretrained=null", f"model.precision={p['precision']}",
                  f"data.root={p['data_root']}", f"data.pairs_per_step={p['pairs']}",
@@ -106,6 +107,7 @@ def step_flops(trainer, batch):
     the counter has no formula for the CPU flash kernel."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
+
     from train.step import forward_losses
     model, cfg = trainer.raw_model, trainer.cfg
     # as the trainer runs it: with the text tower in length-sorted runs when it does that

@@ -30,8 +30,10 @@ sys.path.insert(0, str(ROOT))
 def decode_limit(urls_str, n=256):
     """JPEGs/s of torchvision.io.decode_jpeg (libjpeg-turbo) alone on the shards' images."""
     import tarfile
+
     import torch
     from torchvision.io import ImageReadMode, decode_jpeg
+
     from train.data import shards as S
     blobs = []
     for url in S.expand(urls_str):
@@ -81,6 +83,7 @@ def synthetic_shards(folder, size, n_shards=4, per_shard=128, name="{:05d}"):
     smooth field), and LAION-length captions (bench/laion_captions.py)."""
     import numpy as np
     from PIL import Image
+
     from bench.laion_captions import caption, word_counts
     from hn_data.set_format import TarWriter, write_pair, write_stats
     folder = Path(folder)

@@ -68,6 +68,7 @@ def run_arm(name, a, work):
     load_before = os.getloadavg()[0]
     if name.endswith("open_clip"):
         from omegaconf import OmegaConf
+
         from train.config import OptimConfig
         optim = OmegaConf.merge(OmegaConf.structured(OptimConfig), OmegaConf.load(ROOT / "conf/optim/default.yaml"))
         cmd = open_clip_arm.argv(p, optim, run_dir, "oc")

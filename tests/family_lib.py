@@ -35,6 +35,7 @@ def make_case_model(case, dtype=torch.float64):
     model, tok = make_model(CASES[case][0], dtype)
     if case.endswith("_lora"):
         from types import SimpleNamespace
+
         from train import lora
         lora.apply(model, SimpleNamespace(enabled=True, rank=4, alpha=8.0, dropout=0.0, targets=["attn", "mlp"],
                                           towers=["image", "text"], layers=None))

@@ -47,6 +47,7 @@ def main():
     n_pairs, n_items = int(n_pairs), int(n_items)
     torch.set_num_threads(1)
     from types import SimpleNamespace
+
     from train import lora, models
     from train.config import LossConfig
     from train.step import forward_losses

@@ -11,8 +11,7 @@ import torch
 import family_lib as FL
 from scale_helpers import DDP_ARGS, ROOT, _free_port, metric_rows, tiny_overrides
 from test_families import _reference_step
-from train import checkpoint as ckpt
-from train import families
+from train import checkpoint as ckpt, families
 from train.config import LossConfig
 from train.step import forward_losses
 

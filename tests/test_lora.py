@@ -9,10 +9,8 @@ import pytest
 import torch
 
 import family_lib as FL
-from conftest import ROOT
 from scale_helpers import run_trainer, step_losses, tiny_overrides
-from train import checkpoint as ckpt
-from train import lora, models
+from train import checkpoint as ckpt, lora, models
 from train.config import LoraConfig
 
 

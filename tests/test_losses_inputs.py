@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dist_losses_lib import flatten, random_sets
-from train.losses import NonFiniteFeatures, SetIndex, check_set_index, clip_loss, hn_loss, set_diagnostics
 from train.data.set_batcher import collate_sets, pack_sets
+from train.losses import NonFiniteFeatures, SetIndex, check_set_index, clip_loss, hn_loss, set_diagnostics
 
 
 def _unit(deg):

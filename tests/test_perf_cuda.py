@@ -134,9 +134,10 @@ def test_the_step_never_waits_for_the_device():
 
 
 def test_the_tensor_image_transform_runs_on_the_device_too():
-    import open_clip
     import numpy as np
+    import open_clip
     from PIL import Image
+
     from train.data.jpeg import _to_uint8_chw, tensor_steps
     train_t = open_clip.image_transform(224, is_train=True)  # ViT-B/32's train transform
     low = np.random.default_rng(0).integers(0, 255, (6, 8, 3), dtype=np.uint8)

@@ -81,6 +81,7 @@ def test_tensor_decode_skips_and_counts_the_same_bad_images(tmp_path):
     # decoding stays PIL's, so a truncated JPEG is skipped and counted in both modes, and a
     # resumed tensor-mode loader replays past it to the same samples
     import open_clip
+
     from hn_data.set_format import TarWriter, write_pair, write_stats
     from train.data import shards as S
     from train.data.steps import StepSpec, StreamSpec, make_loader

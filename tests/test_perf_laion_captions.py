@@ -1,7 +1,7 @@
 """The benchmark's LAION-length captions: the length distribution has LAION's median and tail,
 and re-captioned shards keep every image byte and key while only the text changes."""
-import tarfile
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np

@@ -10,7 +10,6 @@ from train.data.set_batcher import collate_sets
 from train.models import create
 from train.step import forward_losses
 
-
 # a model much smaller than hnclip-tiny: gradients are compared, not learned
 MICRO = {"embed_dim": 32,
          "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8},
@@ -20,6 +19,7 @@ MICRO = {"embed_dim": 32,
 @pytest.fixture(scope="module", autouse=True)
 def micro_model(tmp_path_factory):
     import json
+
     import open_clip
     path = tmp_path_factory.mktemp("cfg") / "hnclip-micro.json"
     path.write_text(json.dumps(MICRO))

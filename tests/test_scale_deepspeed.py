@@ -3,7 +3,6 @@ files pass DeepSpeed's own validation once the trainer filled their "auto" value
 (the hardest: sharded weights) trains, evaluates and exports on 2 CPU processes."""
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch

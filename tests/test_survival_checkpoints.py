@@ -3,7 +3,6 @@ manifest (truncated trainer.pt or RNG file, flipped bytes) is reported and the p
 taken, and the RNG states round-trip through weights_only=True."""
 import json
 import os
-import pickle
 import random
 
 import numpy as np

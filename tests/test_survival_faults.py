@@ -13,8 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from scale_helpers import (descendants, launch_trainer, metric_rows, run_trainer, start_launch, step_losses,
-                           tiny_overrides, wait_until)
+from scale_helpers import (
+    descendants,
+    launch_trainer,
+    metric_rows,
+    run_trainer,
+    start_launch,
+    step_losses,
+    tiny_overrides,
+    wait_until,
+)
 from train import checkpoint as ckpt
 
 

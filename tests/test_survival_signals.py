@@ -8,8 +8,18 @@ import signal
 
 import pytest
 
-from scale_helpers import (launch_trainer, logged_steps, metric_rows, run_trainer, signal_all, start_launch,
-                           start_trainer, step_losses, tiny_overrides, wait_until)
+from scale_helpers import (
+    launch_trainer,
+    logged_steps,
+    metric_rows,
+    run_trainer,
+    signal_all,
+    start_launch,
+    start_trainer,
+    step_losses,
+    tiny_overrides,
+    wait_until,
+)
 from train import checkpoint as ckpt
 
 STEPS = 14

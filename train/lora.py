@@ -157,6 +157,7 @@ def load_adapted(run_cfg, state: dict, source="the checkpoint"):
     """A LoRA run's checkpoint as a plain (merged) model: the frozen base rebuilt exactly as
     the trainer built it (same seed before models.create), the adapters loaded, then merged."""
     import torch as _torch
+
     from . import models
     _torch.manual_seed(run_cfg.seed)
     model = models.create(run_cfg.model.name, run_cfg.model.pretrained)[0]

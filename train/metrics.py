@@ -6,7 +6,6 @@ import time
 import uuid
 from pathlib import Path
 
-
 # Why a sample or shard was skipped, as the data pipeline counts them (train/data/). The step's
 # counts of every rank travel in the step's one all-reduce as a fixed-length vector in this
 # order; a reason missing here is still counted, under "other" (add it here to see it by name).

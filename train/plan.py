@@ -61,6 +61,7 @@ def model_facts(model_cfg) -> ModelFacts:
     """Build the model on the meta device and read what the estimate needs."""
     import open_clip
     import torch
+
     from . import lora, models  # noqa: F401  (models registers hnclip's own configs)
     with torch.device("meta"):
         m = open_clip.create_model(model_cfg.name, device="meta")
@@ -177,7 +178,9 @@ def main(argv=None):
     p.add_argument("--gpu-mem", type=float, default=80, help="memory of one GPU in GiB")
     a = p.parse_args(argv)
     from pathlib import Path
+
     from hydra import compose, initialize_config_dir
+
     from .config import ConfigError, validate
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=a.overrides)

@@ -4,8 +4,7 @@ from contextlib import contextmanager
 
 import torch
 
-from . import distributed as D
-from . import families, objectives
+from . import distributed as D, families, objectives
 from .losses import NonFiniteFeatures, SetIndex, check_set_index, set_diagnostics
 
 

@@ -20,8 +20,8 @@ cuts that minimise the tokens encoded), then put back in order. Per caption the 
 is the one above, so features and gradients are the same; the plan is made on the host from
 the loader's per-caption lengths (`text_lens`), so nothing waits for the device."""
 import types
-from contextvars import ContextVar
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import torch

@@ -3,32 +3,24 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from collections import Counter
-from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-from . import checkpoint as ckpt
-from . import distributed as D
-from . import lora
-from . import models
-from . import signals
-from . import text_trim
+from . import checkpoint as ckpt, distributed as D, lora, models, run_compat, signals, text_trim
 from .accumulate import accumulated_passes
-from . import run_compat
 from .config import batch_summary, to_yaml
-from .data.steps import make_loader, spec_from_config
 from .data import jpeg
+from .data.steps import make_loader, spec_from_config
 from .eval import build_evaluators
 from .eval.during_training import final_summary
+from .losses import trusted_inputs
 from .metrics import MetricsLog, skip_counts, skip_logs
 from .schedule import lr_at
-from .losses import trusted_inputs
 from .step import forward_losses
 
 
