@@ -164,7 +164,7 @@ def _first_batch(make):
 
 
 def data_share(path, skip=5):
-    rows = [json.loads(l) for l in Path(path).read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     rows = [r for r in rows if "data_time" in r and "step_time" in r]
     if len(rows) <= skip:
         raise SystemExit(f"{path}: fewer than {skip + 1} steps with data_time/step_time")

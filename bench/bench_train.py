@@ -170,7 +170,7 @@ def table(summary):
     lines = [head, "|" + "---|" * 13]
     for n, s in summary["arms"].items():
         parts = s.get("parts") or {}
-        ms = lambda k: fmt(parts[k] * 1e3, ".1f") if k in parts else "—"
+        ms = lambda k, parts=parts: fmt(parts[k] * 1e3, ".1f") if k in parts else "—"
         lines.append(
             f"| {n} | {s['model']}, {s['precision']} | {s['batch']}+{s['set_items']} | "
             f"{fmt(s['samples_per_s'], '.1f')} | {fmt(s['step_s'] * 1e3, '.0f')} | "

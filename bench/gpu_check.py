@@ -97,7 +97,7 @@ def table(res) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for part in ("train", "compute_only"):
         for n, s in (res[part].get("arms") or {}).items():
-            f = lambda k, spec, mul=1: "—" if s.get(k) is None else format(s[k] * mul, spec)
+            f = lambda k, spec, mul=1, s=s: "—" if s.get(k) is None else format(s[k] * mul, spec)
             lines.append(f"| {n} | {s.get('model')} | {s.get('batch')} | {f('samples_per_s', '.0f')} | "
                          f"{f('step_s', '.1f', 1e3)} | {f('data_share', '.1f', 100)}% | {f('peak_gpu_mib', '.0f')} | "
                          f"{f('mfu_nominal_bf16', '.1f', 100)}% | {f('peak_share', '.1f', 100)}% |")

@@ -2,7 +2,7 @@
 candidate sets and a brute-force reference written straight from SPEC Eq. 6-8 (Python loops
 over sets, items and keys, no vectorisation).
 
-A set is a dict: caps = [(row in T, text key)], imgs = [(row in I, image key, position of its
+A set is a dict: caps = [(row in txt_emb, text key)], imgs = [(row in img_emb, image key, position of its
 caption in caps)]. Captions without an image are text-only hard negatives."""
 import math
 
@@ -25,14 +25,14 @@ def random_sets(gen, n_sets, dim, dtype=torch.float64, k_range=(2, 9), vocab=12)
         imgs = [(n_img + j, img_keys[j], c) for j, c in enumerate(with_img)]
         sets.append({"caps": caps, "imgs": imgs})
         n_img, n_cap = n_img + n_i, n_cap + k
-    I = torch.nn.functional.normalize(torch.randn(n_img, dim, generator=gen, dtype=dtype), dim=1)
-    T = torch.nn.functional.normalize(torch.randn(n_cap, dim, generator=gen, dtype=dtype), dim=1)
-    return sets, I, T
+    img_emb = torch.nn.functional.normalize(torch.randn(n_img, dim, generator=gen, dtype=dtype), dim=1)
+    txt_emb = torch.nn.functional.normalize(torch.randn(n_cap, dim, generator=gen, dtype=dtype), dim=1)
+    return sets, img_emb, txt_emb
 
 
 def flatten(sets):
     """-> SetIndex over rows in set order (the layout the batcher produces), plus the row order
-    of images and captions (to index I and T with)."""
+    of images and captions (to index img_emb and txt_emb with)."""
     img_set, img_cap, img_key, cap_set, cap_img, cap_key, img_rows, cap_rows = ([] for _ in range(8))
     for sid, s in enumerate(sets):
         c0, i0 = len(cap_rows), len(img_rows)
@@ -40,7 +40,7 @@ def flatten(sets):
         for j, (row, key, cpos) in enumerate(s["imgs"]):
             img_rows.append(row), img_set.append(sid), img_cap.append(c0 + cpos), img_key.append(key)
             links[cpos] = i0 + j
-        for j, (row, key) in enumerate(s["caps"]):
+        for row, key in s["caps"]:
             cap_rows.append(row), cap_set.append(sid), cap_key.append(key)
         cap_img.extend(links)
     t = lambda x: torch.tensor(x, dtype=torch.long)
@@ -52,7 +52,7 @@ def _s(a, b, tau):
     return torch.exp(tau * torch.dot(a, b) / (a.norm() * b.norm()))
 
 
-def ref_hn(I, T, sets, tau, pool, mask, PI=None, PT=None):
+def ref_hn(img_emb, txt_emb, sets, tau, pool, mask, PI=None, PT=None):
     """Eq. 7 and 8, mean over queries. Denominator = positive + hard negatives (the other
     members of the own set) + trivial negatives (pool 'set': none; 'step': every member of the
     other sets; 'step+pairs': those and the pair stream). With mask, a negative with the
@@ -63,7 +63,7 @@ def ref_hn(I, T, sets, tau, pool, mask, PI=None, PT=None):
     for a, s in enumerate(sets):
         for i_row, i_key, cpos in s["imgs"]:
             t_row, t_key = s["caps"][cpos]
-            num = _s(I[i_row], T[t_row], tau)
+            num = _s(img_emb[i_row], txt_emb[t_row], tau)
             negs = [(b, j) for j in range(len(s["caps"])) if j != cpos for b in [a]]          # T^hn(i)
             if pool in ("step", "step+pairs"):
                 negs += [(b, j) for b in range(len(sets)) if b != a for j in range(len(sets[b]["caps"]))]
@@ -72,14 +72,14 @@ def ref_hn(I, T, sets, tau, pool, mask, PI=None, PT=None):
                 row, key = sets[b]["caps"][j]
                 if mask and (key == t_key or cap_img_key[b].get(j) == i_key):
                     continue
-                den = den + _s(I[i_row], T[row], tau)
+                den = den + _s(img_emb[i_row], txt_emb[row], tau)
             if pool == "step+pairs":
                 for p in range(PT.shape[0]):
-                    den = den + _s(I[i_row], PT[p], tau)
+                    den = den + _s(img_emb[i_row], PT[p], tau)
             i2t.append(-torch.log(num / den))
         for i_row, i_key, cpos in s["imgs"]:       # T2I: only captions that have an image
             t_row, t_key = s["caps"][cpos]
-            num = _s(I[i_row], T[t_row], tau)
+            num = _s(img_emb[i_row], txt_emb[t_row], tau)
             negs = [(a, m) for m in range(len(s["imgs"])) if s["imgs"][m][2] != cpos]   # I^hn
             if pool in ("step", "step+pairs"):
                 negs += [(b, m) for b in range(len(sets)) if b != a for m in range(len(sets[b]["imgs"]))]
@@ -88,18 +88,18 @@ def ref_hn(I, T, sets, tau, pool, mask, PI=None, PT=None):
                 row, key, c = sets[b]["imgs"][m]
                 if mask and (key == i_key or sets[b]["caps"][c][1] == t_key):
                     continue
-                den = den + _s(I[row], T[t_row], tau)
+                den = den + _s(img_emb[row], txt_emb[t_row], tau)
             if pool == "step+pairs":
                 for p in range(PI.shape[0]):
-                    den = den + _s(PI[p], T[t_row], tau)
+                    den = den + _s(PI[p], txt_emb[t_row], tau)
             t2i.append(-torch.log(num / den))
     return sum(i2t) / len(i2t), sum(t2i) / len(t2i)
 
 
-def ref_clip(I, T, tau):
-    """Symmetric InfoNCE over pairs (row n of I with row n of T), mean over rows, halved sum."""
-    n, total = I.shape[0], 0.0
+def ref_clip(img_emb, txt_emb, tau):
+    """Symmetric InfoNCE over pairs (row n of img_emb with row n of txt_emb), mean over rows, halved sum."""
+    n, total = img_emb.shape[0], 0.0
     for q in range(n):
-        total = total - math.log(float(_s(I[q], T[q], tau) / sum(_s(I[q], T[k], tau) for k in range(n))))
-        total = total - math.log(float(_s(I[q], T[q], tau) / sum(_s(I[k], T[q], tau) for k in range(n))))
+        total = total - math.log(float(_s(img_emb[q], txt_emb[q], tau) / sum(_s(img_emb[q], txt_emb[k], tau) for k in range(n))))
+        total = total - math.log(float(_s(img_emb[q], txt_emb[q], tau) / sum(_s(img_emb[k], txt_emb[q], tau) for k in range(n))))
     return total / (2 * n)

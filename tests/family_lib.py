@@ -109,17 +109,17 @@ def _neg_log_sigmoid(x):
     return math.log1p(math.exp(-x)) if x > 0 else -x + math.log1p(math.exp(x))
 
 
-def ref_sigmoid_pairs(I, T, tau, bias):
+def ref_sigmoid_pairs(img_emb, txt_emb, tau, bias):
     """SigLIP: 1/N sum over all (i, j) of -log sigmoid(z_ij * (tau cos + b)), z = +1 on the diagonal."""
-    n = I.shape[0]
+    n = img_emb.shape[0]
     total = 0.0
     for i in range(n):
         for j in range(n):
-            total += _neg_log_sigmoid((1 if i == j else -1) * _logit(I[i], T[j], tau, bias))
+            total += _neg_log_sigmoid((1 if i == j else -1) * _logit(img_emb[i], txt_emb[j], tau, bias))
     return total / n
 
 
-def ref_hn_sigmoid(I, T, sets, tau, bias, pool, mask, PI=None, PT=None):
+def ref_hn_sigmoid(img_emb, txt_emb, sets, tau, bias, pool, mask, PI=None, PT=None):
     """Sigmoid form of L_hn: per query, the positive as a positive pair and every key the
     softmax form would put in the denominator (tests/dist_losses_lib.ref_hn) as a negative."""
     cap_img_key = [{cpos: key for _, key, cpos in s["imgs"]} for s in sets]
@@ -127,7 +127,7 @@ def ref_hn_sigmoid(I, T, sets, tau, bias, pool, mask, PI=None, PT=None):
     for a, s in enumerate(sets):
         for i_row, i_key, cpos in s["imgs"]:
             t_row, t_key = s["caps"][cpos]
-            loss = _neg_log_sigmoid(_logit(I[i_row], T[t_row], tau, bias))
+            loss = _neg_log_sigmoid(_logit(img_emb[i_row], txt_emb[t_row], tau, bias))
             negs = [(a, j) for j in range(len(s["caps"])) if j != cpos]
             if pool in ("step", "step+pairs"):
                 negs += [(b, j) for b in range(len(sets)) if b != a for j in range(len(sets[b]["caps"]))]
@@ -135,14 +135,14 @@ def ref_hn_sigmoid(I, T, sets, tau, bias, pool, mask, PI=None, PT=None):
                 row, key = sets[b]["caps"][j]
                 if mask and (key == t_key or cap_img_key[b].get(j) == i_key):
                     continue
-                loss += _neg_log_sigmoid(-_logit(I[i_row], T[row], tau, bias))
+                loss += _neg_log_sigmoid(-_logit(img_emb[i_row], txt_emb[row], tau, bias))
             if pool == "step+pairs":
                 for p in range(PT.shape[0]):
-                    loss += _neg_log_sigmoid(-_logit(I[i_row], PT[p], tau, bias))
+                    loss += _neg_log_sigmoid(-_logit(img_emb[i_row], PT[p], tau, bias))
             i2t.append(loss)
         for i_row, i_key, cpos in s["imgs"]:
             t_row, t_key = s["caps"][cpos]
-            loss = _neg_log_sigmoid(_logit(I[i_row], T[t_row], tau, bias))
+            loss = _neg_log_sigmoid(_logit(img_emb[i_row], txt_emb[t_row], tau, bias))
             negs = [(a, m) for m in range(len(s["imgs"])) if s["imgs"][m][2] != cpos]
             if pool in ("step", "step+pairs"):
                 negs += [(b, m) for b in range(len(sets)) if b != a for m in range(len(sets[b]["imgs"]))]
@@ -150,10 +150,10 @@ def ref_hn_sigmoid(I, T, sets, tau, bias, pool, mask, PI=None, PT=None):
                 row, key, c = sets[b]["imgs"][m]
                 if mask and (key == i_key or sets[b]["caps"][c][1] == t_key):
                     continue
-                loss += _neg_log_sigmoid(-_logit(I[row], T[t_row], tau, bias))
+                loss += _neg_log_sigmoid(-_logit(img_emb[row], txt_emb[t_row], tau, bias))
             if pool == "step+pairs":
                 for p in range(PI.shape[0]):
-                    loss += _neg_log_sigmoid(-_logit(PI[p], T[t_row], tau, bias))
+                    loss += _neg_log_sigmoid(-_logit(PI[p], txt_emb[t_row], tau, bias))
             t2i.append(loss)
     return sum(i2t) / len(i2t), sum(t2i) / len(t2i)
 

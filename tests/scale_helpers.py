@@ -97,7 +97,7 @@ def _free_port():
 
 def metric_rows(run_dir):
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def step_losses(run_dir):

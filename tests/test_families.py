@@ -53,15 +53,15 @@ def test_unknown_family_is_a_clear_error():
 def test_sigmoid_pair_loss_equals_brute_force_and_open_clip():
     from open_clip.loss import SigLipLoss
     g = torch.Generator().manual_seed(0)
-    I = F.normalize(torch.randn(7, 5, generator=g, dtype=torch.float64), dim=1)
-    T = F.normalize(torch.randn(7, 5, generator=g, dtype=torch.float64), dim=1)
+    img_emb = F.normalize(torch.randn(7, 5, generator=g, dtype=torch.float64), dim=1)
+    txt_emb = F.normalize(torch.randn(7, 5, generator=g, dtype=torch.float64), dim=1)
     tau, bias = torch.tensor(9.0, dtype=torch.float64), torch.tensor(-4.0, dtype=torch.float64)
-    ours = sigmoid_pair_loss(I, T, tau, bias)
-    assert abs(float(ours) - FL.ref_sigmoid_pairs(I, T, 9.0, -4.0)) < 1e-12
-    assert abs(float(ours) - float(SigLipLoss()(I, T, tau, bias))) < 1e-12
+    ours = sigmoid_pair_loss(img_emb, txt_emb, tau, bias)
+    assert abs(float(ours) - FL.ref_sigmoid_pairs(img_emb, txt_emb, 9.0, -4.0)) < 1e-12
+    assert abs(float(ours) - float(SigLipLoss()(img_emb, txt_emb, tau, bias))) < 1e-12
     # ranks: each holds some images against all captions; count-weighted they sum to the whole
     parts = [(0, 3), (3, 7)]
-    split = sum(sigmoid_pair_loss(I[a:b], T, tau, bias, offset=a) * (b - a) / 7 for a, b in parts)
+    split = sum(sigmoid_pair_loss(img_emb[a:b], txt_emb, tau, bias, offset=a) * (b - a) / 7 for a, b in parts)
     assert abs(float(split) - float(ours)) < 1e-12
 
 
@@ -80,9 +80,9 @@ def _as_ref_sets(idx):
 @pytest.mark.parametrize("mask", [True, False])
 def test_hn_sigmoid_equals_brute_force(pool, mask):
     g = torch.Generator().manual_seed(3)
-    sets, I, T = L.random_sets(g, 6, 8)
+    sets, img_emb, txt_emb = L.random_sets(g, 6, 8)
     idx, img_rows, cap_rows = L.flatten(sets)
-    Iq, Tq = I[img_rows], T[cap_rows]
+    Iq, Tq = img_emb[img_rows], txt_emb[cap_rows]
     PI = F.normalize(torch.randn(4, 8, generator=g, dtype=torch.float64), dim=1)
     PT = F.normalize(torch.randn(4, 8, generator=g, dtype=torch.float64), dim=1)
     tau, bias = torch.tensor(7.0, dtype=torch.float64), torch.tensor(-3.0, dtype=torch.float64)

@@ -22,13 +22,13 @@ def test_diagnostics_known_answers():
     # set 1: captions at 90 and 0 deg, one image at 90 deg -> caption 0 (right, margin 1); its
     # T2I query has no in-set negative and is left out. Set 1's captions would tie with set 0's
     # if other sets leaked into the in-set diagnostics.
-    T = torch.tensor([_unit(0), _unit(90), _unit(180), _unit(90), _unit(0)], dtype=torch.float64)
-    I = torch.tensor([_unit(0), _unit(10), _unit(90)], dtype=torch.float64)
+    txt_emb = torch.tensor([_unit(0), _unit(90), _unit(180), _unit(90), _unit(0)], dtype=torch.float64)
+    img_emb = torch.tensor([_unit(0), _unit(10), _unit(90)], dtype=torch.float64)
     idx = SetIndex(img_set=torch.tensor([0, 0, 1]), img_cap=torch.tensor([0, 1, 3]), img_key=torch.tensor([0, 1, 2]),
                    cap_set=torch.tensor([0, 0, 0, 1, 1]), cap_img=torch.tensor([0, 1, -1, 2, -1]),
                    cap_key=torch.tensor([0, 1, 2, 3, 4]))
     check_set_index(idx)
-    d = set_diagnostics(I, T, T, I, idx)
+    d = set_diagnostics(img_emb, txt_emb, txt_emb, img_emb, idx)
     c = lambda deg: math.cos(math.radians(deg))
     assert d["hn/acc_i2t"] == pytest.approx(2 / 3)
     assert d["hn/margin_i2t"] == pytest.approx(((1 - 0) + (c(80) - c(10)) + (1 - 0)) / 3)
@@ -65,9 +65,9 @@ def test_good_index_passes_and_text_only_sets_are_allowed():
 
 def test_non_finite_features_are_named():
     gen = torch.Generator().manual_seed(0)
-    sets, I, T = random_sets(gen, n_sets=3, dim=4)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=3, dim=4)
     idx, ir, cr = flatten(sets)
-    i, t = I[ir].clone(), T[cr].clone()
+    i, t = img_emb[ir].clone(), txt_emb[cr].clone()
     t[2, 1] = float("inf")
     with pytest.raises(NonFiniteFeatures, match=r"non-finite set_text_features .* 1 of 17 rows .*first row 2"):
         hn_loss(i, t, i, t, 5.0, idx)
@@ -78,12 +78,12 @@ def test_non_finite_features_are_named():
 
 def test_unknown_pool_and_missing_pair_keys():
     gen = torch.Generator().manual_seed(0)
-    sets, I, T = random_sets(gen, n_sets=2, dim=4)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=2, dim=4)
     idx, ir, cr = flatten(sets)
     with pytest.raises(ValueError, match="unknown negative pool 'global'"):
-        hn_loss(I[ir], T[cr], I[ir], T[cr], 5.0, idx, pool="global")
+        hn_loss(img_emb[ir], txt_emb[cr], img_emb[ir], txt_emb[cr], 5.0, idx, pool="global")
     with pytest.raises(ValueError, match="needs the pair stream"):
-        hn_loss(I[ir], T[cr], I[ir], T[cr], 5.0, idx, pool="step+pairs")
+        hn_loss(img_emb[ir], txt_emb[cr], img_emb[ir], txt_emb[cr], 5.0, idx, pool="step+pairs")
 
 
 def _stream(n, seed):

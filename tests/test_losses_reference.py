@@ -14,10 +14,10 @@ from train.step import forward_losses
 TAU = 7.0
 
 
-def _impl(sets, I, T, pool, mask, PI=None, PT=None, tau=TAU):
+def _impl(sets, img_emb, txt_emb, pool, mask, PI=None, PT=None, tau=TAU):
     idx, ir, cr = flatten(sets)
-    i, t = I[ir], T[cr]
-    return hn_loss(i, t, i, t, torch.tensor(tau, dtype=I.dtype), idx, pool=pool, mask_duplicates=mask,
+    i, t = img_emb[ir], txt_emb[cr]
+    return hn_loss(i, t, i, t, torch.tensor(tau, dtype=img_emb.dtype), idx, pool=pool, mask_duplicates=mask,
                    pair_img_keys=PI, pair_cap_keys=PT)
 
 
@@ -26,13 +26,13 @@ def _impl(sets, I, T, pool, mask, PI=None, PT=None, tau=TAU):
 @pytest.mark.parametrize("mask", [True, False])
 def test_hn_matches_brute_force(seed, pool, mask):
     gen = torch.Generator().manual_seed(seed)
-    sets, I, T = random_sets(gen, n_sets=7, dim=16)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=7, dim=16)
     assert {len(s["caps"]) for s in sets} != {len(sets[0]["caps"])}, "want mixed K"
     assert any(len(s["imgs"]) < len(s["caps"]) for s in sets), "want text-only captions"
     PI = torch.nn.functional.normalize(torch.randn(5, 16, generator=gen, dtype=torch.float64), dim=1)
     PT = torch.nn.functional.normalize(torch.randn(5, 16, generator=gen, dtype=torch.float64), dim=1)
-    got = _impl(sets, I, T, pool, mask, PI, PT)
-    want = ref_hn(I, T, sets, TAU, pool, mask, PI, PT)
+    got = _impl(sets, img_emb, txt_emb, pool, mask, PI, PT)
+    want = ref_hn(img_emb, txt_emb, sets, TAU, pool, mask, PI, PT)
     for g, w in zip(got, want):
         assert torch.allclose(g, w, rtol=1e-12, atol=0), (g, w)
 
@@ -41,11 +41,11 @@ def test_duplicates_exist_and_masking_matters():
     # the masked/unmasked reference comparison above only means something if the random sets
     # hold cross-set duplicates and the mask changes the value
     gen = torch.Generator().manual_seed(0)
-    sets, I, T = random_sets(gen, n_sets=7, dim=16)
-    on, off = _impl(sets, I, T, "step", True), _impl(sets, I, T, "step", False)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=7, dim=16)
+    on, off = _impl(sets, img_emb, txt_emb, "step", True), _impl(sets, img_emb, txt_emb, "step", False)
     assert not torch.allclose(on[0], off[0]) and not torch.allclose(on[1], off[1])
     # pool 'set' has no cross-set keys: masking cannot change it
-    on, off = _impl(sets, I, T, "set", True), _impl(sets, I, T, "set", False)
+    on, off = _impl(sets, img_emb, txt_emb, "set", True), _impl(sets, img_emb, txt_emb, "set", False)
     assert torch.allclose(on[0], off[0], rtol=1e-14) and torch.allclose(on[1], off[1], rtol=1e-14)
 
 
@@ -53,9 +53,9 @@ def test_sharded_queries_recombine_to_the_global_mean():
     # what each rank computes (its rows as queries, everything as keys, offsets) averaged with
     # the count weights of train/step.py equals the one-process loss
     gen = torch.Generator().manual_seed(3)
-    sets, I, T = random_sets(gen, n_sets=8, dim=8)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=8, dim=8)
     idx, ir, cr = flatten(sets)
-    i, t = I[ir], T[cr]
+    i, t = img_emb[ir], txt_emb[cr]
     full = hn_loss(i, t, i, t, TAU, idx)
     n_i0 = sum(len(s["imgs"]) for s in sets[:3])
     n_c0 = sum(len(s["caps"]) for s in sets[:3])
@@ -69,10 +69,10 @@ def test_sharded_queries_recombine_to_the_global_mean():
 @pytest.mark.parametrize("pool,mask", [("set", True), ("step", True), ("step", False), ("step+pairs", True)])
 def test_hn_gradcheck(pool, mask):
     gen = torch.Generator().manual_seed(5)
-    sets, I, T = random_sets(gen, n_sets=3, dim=4, k_range=(2, 4), vocab=4)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=3, dim=4, k_range=(2, 4), vocab=4)
     idx, ir, cr = flatten(sets)
-    i = I[ir].clone().requires_grad_()
-    t = T[cr].clone().requires_grad_()
+    i = img_emb[ir].clone().requires_grad_()
+    t = txt_emb[cr].clone().requires_grad_()
     pi = torch.randn(2, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     pt = torch.randn(2, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     scale = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
@@ -107,11 +107,11 @@ class FeatureModel(torch.nn.Module):
 
 
 def _batch(gen, n_pairs=6, n_sets=4, dim=8, dtype=torch.float64):
-    sets, I, T = random_sets(gen, n_sets=n_sets, dim=dim, dtype=dtype)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=n_sets, dim=dim, dtype=dtype)
     idx, ir, cr = flatten(sets)
     pi = torch.nn.functional.normalize(torch.randn(n_pairs, dim, generator=gen, dtype=dtype), dim=1)
     pt = torch.nn.functional.normalize(torch.randn(n_pairs, dim, generator=gen, dtype=dtype), dim=1)
-    s = {"images": I[ir], "tokens": T[cr], "img_set": idx.img_set, "img_cap": idx.img_cap, "img_key": idx.img_key,
+    s = {"images": img_emb[ir], "tokens": txt_emb[cr], "img_set": idx.img_set, "img_cap": idx.img_cap, "img_key": idx.img_key,
          "cap_set": idx.cap_set, "cap_img": idx.cap_img, "cap_key": idx.cap_key}
     return {"pairs": {"images": pi, "tokens": pt}, "sets": s}
 
@@ -166,18 +166,18 @@ def _permute(sets, gen):
 @pytest.mark.parametrize("pool", POOLS)
 def test_permutation_invariance(pool):
     gen = torch.Generator().manual_seed(10)
-    sets, I, T = random_sets(gen, n_sets=6, dim=8)
-    PI, PT = I[:3].flip(1), T[:3].flip(1)
-    base = _impl(sets, I, T, pool, True, PI, PT)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=6, dim=8)
+    PI, PT = img_emb[:3].flip(1), txt_emb[:3].flip(1)
+    base = _impl(sets, img_emb, txt_emb, pool, True, PI, PT)
     idx, ir, cr = flatten(sets)
-    diag = set_diagnostics(I[ir], T[cr], T[cr], I[ir], idx)
+    diag = set_diagnostics(img_emb[ir], txt_emb[cr], txt_emb[cr], img_emb[ir], idx)
     for _ in range(2):
         p = _permute(sets, gen)
         assert flatten(p)[1].tolist() != ir.tolist()
-        got = _impl(p, I, T, pool, True, PI, PT)
+        got = _impl(p, img_emb, txt_emb, pool, True, PI, PT)
         for g, b in zip(got, base):
             assert torch.allclose(g, b, rtol=1e-13, atol=0)
         idx2, ir2, cr2 = flatten(p)
-        d2 = set_diagnostics(I[ir2], T[cr2], T[cr2], I[ir2], idx2)
+        d2 = set_diagnostics(img_emb[ir2], txt_emb[cr2], txt_emb[cr2], img_emb[ir2], idx2)
         for k in diag:
             assert torch.allclose(d2[k], diag[k], rtol=1e-13)

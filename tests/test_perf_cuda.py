@@ -35,13 +35,13 @@ def _to(idx: SetIndex, dev) -> SetIndex:
 @pytest.mark.parametrize("pool", POOLS)
 def test_losses_on_the_device_match_the_float64_cpu_reference(pool):
     gen = torch.Generator().manual_seed(0)
-    sets, I, T = random_sets(gen, n_sets=9, dim=32)
+    sets, img_emb, txt_emb = random_sets(gen, n_sets=9, dim=32)
     PI = torch.nn.functional.normalize(torch.randn(6, 32, generator=gen, dtype=torch.float64), dim=1)
     PT = torch.nn.functional.normalize(torch.randn(6, 32, generator=gen, dtype=torch.float64), dim=1)
-    want = ref_hn(I, T, sets, TAU, pool, True, PI, PT)
+    want = ref_hn(img_emb, txt_emb, sets, TAU, pool, True, PI, PT)
     idx, ir, cr = flatten(sets)
     f = lambda x: x.float().to(DEVICE)
-    i, t = f(I[ir]), f(T[cr])
+    i, t = f(img_emb[ir]), f(txt_emb[cr])
     got = hn_loss(i, t, i, t, torch.tensor(TAU, device=DEVICE), _to(idx, DEVICE), pool=pool,
                   pair_img_keys=f(PI), pair_cap_keys=f(PT))
     for g, w in zip(got, want):

@@ -88,7 +88,7 @@ def test_plan_is_the_cheapest_cut_and_covers_every_caption():
         if plan is None:
             assert brute == len(s) * s[-1]
             continue
-        assert sum(n * l for n, l in zip(plan.sizes, plan.lengths)) == brute
+        assert sum(n * length for n, length in zip(plan.sizes, plan.lengths)) == brute
         run_of = [i for i, n in enumerate(plan.sizes) for _ in range(n)]
         assert all(lens[row] <= plan.lengths[run_of[pos]] for pos, row in enumerate(plan.order.tolist()))
     assert text_trim.plan_chunks([12] * 8) is None          # nothing to save: the plain cut

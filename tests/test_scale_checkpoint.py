@@ -71,5 +71,5 @@ def test_trim_metrics_after_resume_point(tmp_path):
     lines.insert(6, json.dumps({"step": 6, "eval/spec/mean/i2t": 50.0}))
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + '\n{"step": 9, "loss/to')
     assert ckpt.trim_metrics_after(tmp_path, 6) == 3  # steps 7, 8 and the half-written line
-    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6, 6]

@@ -63,7 +63,7 @@ def test_zero3_trains_evaluates_exports_on_two_cpu_processes(tiny_data, tmp_path
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
     rows = metric_rows(run)
     losses = [x["loss/total"] for x in rows if "loss/total" in x]
-    assert len(losses) == 3 and all(0 < l < 20 for l in losses)
+    assert len(losses) == 3 and all(0 < loss < 20 for loss in losses)
     assert [x["step"] for x in rows if "eval/spec/mean/i2t" in x] == [2, 3]
     last = ckpt.latest(run)
     assert ckpt.step_of(last) == 3 and (last / "engine").is_dir()

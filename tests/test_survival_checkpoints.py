@@ -121,4 +121,4 @@ def test_trim_metrics_cuts_the_tail_in_place(tmp_path):
     inode = f.stat().st_ino
     assert ckpt.trim_metrics_after(tmp_path, 6) == 3
     assert f.stat().st_ino == inode
-    assert [json.loads(l)["step"] for l in f.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
+    assert [json.loads(line)["step"] for line in f.read_text().splitlines()] == [1, 2, 3, 4, 5, 6]
