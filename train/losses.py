@@ -98,7 +98,8 @@ def check_set_index(idx: SetIndex, n_img: int = None, n_cap: int = None):
     if n_img and (idx.cap_set[idx.img_cap] != idx.img_set).any():
         bad = int((idx.cap_set[idx.img_cap] != idx.img_set).nonzero()[0])
         raise ValueError(f"candidate set {int(idx.img_set[bad])}: image {bad}'s caption index "
-                         f"{int(idx.img_cap[bad])} lies outside its set (in set {int(idx.cap_set[idx.img_cap[bad]])})")
+                         f"{int(idx.img_cap[bad])} lies outside its set "
+                         f"(in set {int(idx.cap_set[idx.img_cap[bad]])})")
     has_img = idx.cap_img >= 0
     if (idx.cap_img >= n_img).any() or (idx.cap_img < -1).any():
         raise ValueError("candidate sets: a caption's image index lies outside the images")
@@ -134,23 +135,33 @@ def _append_pairs(idx: SetIndex, n_pi: int, n_pc: int) -> SetIndex:
                     cap_key=torch.cat([idx.cap_key, uniq(n_pc)]))
 
 
-def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
-            img_offset: int = 0, cap_offset: int = 0, pool: str = "step",
-            mask_duplicates: bool = True, pair_img_keys=None, pair_cap_keys=None):
-    """SPEC Eq. 7-8. Returns (L_i2t, L_t2i), each a mean over this rank's queries.
+@dataclass
+class HnKeys:
+    """What both hard-negative losses (softmax and sigmoid form) start from: the checked keys
+    (with the pair stream appended for pool 'step+pairs'), their index, the global rows of
+    this rank's queries (gi: images, gc: captions) and the per-key links."""
+    idx: SetIndex
+    img_keys: torch.Tensor
+    cap_keys: torch.Tensor
+    gi: torch.Tensor
+    gc: torch.Tensor
+    cap_has_img: torch.Tensor
+    img_in_set: torch.Tensor
+    cap_img_key: torch.Tensor
+    img_cap_key: torch.Tensor
 
-    img_keys/cap_keys: all candidate-set images/captions of the step (rank-ordered), idx their
-    index; img_q are rows [img_offset, img_offset+len) of img_keys, cap_q likewise. Pool
-    'step+pairs' also needs the step's pair-stream features (pair_img_keys, pair_cap_keys).
-    I2T: every image is a query over captions. T2I: every caption *with an image* is a query
-    over images; text-only captions are only I2T negatives. Inside trusted_inputs() no
-    host sync (the input check is the only one)."""
+
+def hn_keys(img_q, cap_q, img_keys, cap_keys, idx: SetIndex, img_offset: int, cap_offset: int, pool: str,
+            pair_img_keys=None, pair_cap_keys=None) -> HnKeys:
+    """The input checks and key layout of hn_loss and losses_siglip.hn_sigmoid_loss (same
+    arguments as those)."""
     if pool not in POOLS:
         raise ValueError(f"unknown negative pool '{pool}'; choose one of {POOLS}")
     check_finite(set_image_features=img_keys, set_text_features=cap_keys)
     if pool == "step+pairs":
         if pair_img_keys is None or pair_cap_keys is None:
-            raise ValueError("pool 'step+pairs' needs the pair stream's features (pair_img_keys, pair_cap_keys)")
+            raise ValueError("pool 'step+pairs' needs the pair stream's features "
+                             "(pair_img_keys, pair_cap_keys)")
         check_finite(pair_image_features=pair_img_keys, pair_text_features=pair_cap_keys)
         idx = _append_pairs(idx, pair_img_keys.shape[0], pair_cap_keys.shape[0])
         img_keys, cap_keys = torch.cat([img_keys, pair_img_keys]), torch.cat([cap_keys, pair_cap_keys])
@@ -163,6 +174,26 @@ def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
     # an image's caption; -1 where there is none (text-only caption, pair item)
     cap_img_key = torch.where(cap_has_img, idx.img_key[idx.cap_img.clamp(min=0)], -1)
     img_cap_key = torch.where(img_in_set, idx.cap_key[idx.img_cap.clamp(min=0)], -1)
+    return HnKeys(idx, img_keys, cap_keys, gi, gc, cap_has_img, img_in_set, cap_img_key, img_cap_key)
+
+
+def hn_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, idx: SetIndex,
+            img_offset: int = 0, cap_offset: int = 0, pool: str = "step",
+            mask_duplicates: bool = True, pair_img_keys=None, pair_cap_keys=None):
+    """SPEC Eq. 7-8. Returns (L_i2t, L_t2i), each a mean over this rank's queries.
+
+    img_keys/cap_keys: all candidate-set images/captions of the step (rank-ordered), idx their
+    index; img_q are rows [img_offset, img_offset+len) of img_keys, cap_q likewise. Pool
+    'step+pairs' also needs the step's pair-stream features (pair_img_keys, pair_cap_keys).
+    I2T: every image is a query over captions. T2I: every caption *with an image* is a query
+    over images; text-only captions are only I2T negatives. Inside trusted_inputs() no
+    host sync (the input check is the only one)."""
+    keys = hn_keys(img_q, cap_q, img_keys, cap_keys, idx, img_offset, cap_offset, pool,
+                   pair_img_keys, pair_cap_keys)
+    idx, img_keys, cap_keys, gi, gc = keys.idx, keys.img_keys, keys.cap_keys, keys.gi, keys.gc
+    cap_has_img, img_in_set = keys.cap_has_img, keys.img_in_set
+    cap_img_key, img_cap_key = keys.cap_img_key, keys.img_cap_key
+    dev = img_q.device
 
     # image -> text
     pos_c = idx.img_cap[gi]

@@ -18,7 +18,7 @@ and masks as train/losses.hn_loss."""
 import torch
 import torch.nn.functional as F
 
-from .losses import POOLS, SetIndex, _append_pairs, _key_mask, check_finite
+from .losses import SetIndex, _key_mask, check_finite, hn_keys
 
 
 def sigmoid_pair_loss(img_q, txt_keys, logit_scale, logit_bias, offset: int = 0):
@@ -60,26 +60,17 @@ def hn_sigmoid_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, logit_bias, i
                     mask_duplicates: bool = True, pair_img_keys=None, pair_cap_keys=None):
     """Sigmoid form of L_hn: returns (L_i2t, L_t2i), each a mean over this rank's queries.
     Arguments as train.losses.hn_loss, plus logit_bias (0 for a model without one)."""
-    if pool not in POOLS:
-        raise ValueError(f"unknown negative pool '{pool}'; choose one of {POOLS}")
-    check_finite(set_image_features=img_keys, set_text_features=cap_keys)
-    if pool == "step+pairs":
-        if pair_img_keys is None or pair_cap_keys is None:
-            raise ValueError("pool 'step+pairs' needs the pair stream's features (pair_img_keys, pair_cap_keys)")
-        check_finite(pair_image_features=pair_img_keys, pair_text_features=pair_cap_keys)
-        idx = _append_pairs(idx, pair_img_keys.shape[0], pair_cap_keys.shape[0])
-        img_keys, cap_keys = torch.cat([img_keys, pair_img_keys]), torch.cat([cap_keys, pair_cap_keys])
-    dev = img_q.device
-    gi = torch.arange(img_q.shape[0], device=dev) + img_offset
-    gc = torch.arange(cap_q.shape[0], device=dev) + cap_offset
-    cap_has_img = idx.cap_img >= 0
-    img_in_set = idx.img_set >= 0
-    cap_img_key = torch.where(cap_has_img, idx.img_key[idx.cap_img.clamp(min=0)], -1)
-    img_cap_key = torch.where(img_in_set, idx.cap_key[idx.img_cap.clamp(min=0)], -1)
+    keys = hn_keys(img_q, cap_q, img_keys, cap_keys, idx, img_offset, cap_offset, pool,
+                   pair_img_keys, pair_cap_keys)
+    idx, img_keys, cap_keys, gi, gc = keys.idx, keys.img_keys, keys.cap_keys, keys.gi, keys.gc
+    cap_has_img, img_in_set = keys.cap_has_img, keys.img_in_set
+    cap_img_key, img_cap_key = keys.cap_img_key, keys.img_cap_key
 
-    # image -> text: a caption key is a duplicate if it has the positive's text or describes the query image
+    # image -> text: a caption key is a duplicate if it has the positive's text or describes
+    # the query image
     pos_c = idx.img_cap[gi]
-    valid = _valid_keys(idx.img_set[gi], idx.cap_set, pos_c, q_key=idx.img_key[gi], q_other_key=idx.cap_key[pos_c],
+    valid = _valid_keys(idx.img_set[gi], idx.cap_set, pos_c,
+                        q_key=idx.img_key[gi], q_other_key=idx.cap_key[pos_c],
                         key_key=idx.cap_key, key_other_key=cap_img_key, key_has_other=cap_has_img,
                         key_in_set=idx.cap_set >= 0,
                         pool=pool, mask_duplicates=mask_duplicates)
@@ -88,8 +79,10 @@ def hn_sigmoid_loss(img_q, cap_q, img_keys, cap_keys, logit_scale, logit_bias, i
     # text -> image, captions that have an image
     cq = gc[cap_has_img[gc]]
     pos_i = idx.cap_img[cq]
-    valid = _valid_keys(idx.cap_set[cq], idx.img_set, pos_i, q_key=idx.cap_key[cq], q_other_key=idx.img_key[pos_i],
-                        key_key=idx.img_key, key_other_key=img_cap_key, key_has_other=img_in_set, key_in_set=img_in_set,
+    valid = _valid_keys(idx.cap_set[cq], idx.img_set, pos_i,
+                        q_key=idx.cap_key[cq], q_other_key=idx.img_key[pos_i],
+                        key_key=idx.img_key, key_other_key=img_cap_key, key_has_other=img_in_set,
+                        key_in_set=img_in_set,
                         pool=pool, mask_duplicates=mask_duplicates)
     l_t2i = _sigmoid_terms(logit_scale * cap_q[cap_has_img[gc]] @ img_keys.T + logit_bias, valid, pos_i)
     return l_i2t, l_t2i
