@@ -70,7 +70,8 @@ def run_arm(name, a, work):
         from omegaconf import OmegaConf
 
         from train.config import OptimConfig
-        optim = OmegaConf.merge(OmegaConf.structured(OptimConfig), OmegaConf.load(ROOT / "conf/optim/default.yaml"))
+        optim = OmegaConf.merge(OmegaConf.structured(OptimConfig),
+                                OmegaConf.load(ROOT / "conf/optim/default.yaml"))
         cmd = open_clip_arm.argv(p, optim, run_dir, "oc")
         code, text, rss, wall = run_with_rusage(cmd, env, ROOT, log_path=work / f"{name}.log")
         if code != 0:
@@ -102,8 +103,8 @@ def ratio(rounds, num, den, key="samples_per_s"):
 
 def per_item_ratio(rounds, sets, pairs):
     """(step time per encoded image) with candidate sets / without."""
-    vals = [(r[sets]["step_s"] / r[sets]["images_per_step"]) / (r[pairs]["step_s"] / r[pairs]["images_per_step"])
-            for r in rounds if sets in r and pairs in r]
+    per_image = lambda arm: arm["step_s"] / arm["images_per_step"]
+    vals = [per_image(r[sets]) / per_image(r[pairs]) for r in rounds if sets in r and pairs in r]
     return statistics.median(vals) if vals else None
 
 
@@ -124,7 +125,8 @@ def summarize(rounds, peaks, a):
     # open_clip runs the same model on the same batch: it does the same FLOPs per step as ours
     for oc, ours in (("open_clip", "ours_pairs"), ("vit_open_clip", "vit_ours")):
         if oc in arms and ours in arms:
-            arms[oc]["flops_per_step"] = arms[ours].get("flops_per_step_full_text") or arms[ours]["flops_per_step"]
+            arms[oc]["flops_per_step"] = (arms[ours].get("flops_per_step_full_text")
+                                          or arms[ours]["flops_per_step"])
     for s in arms.values():
         if s.get("flops_per_step") and s["step_s"]:
             peak = peaks["bf16" if s["precision"] == "bf16" else "fp32"]
@@ -137,8 +139,10 @@ def summarize(rounds, peaks, a):
         "ours_pairs / compute-only bound (target >= 0.75)": ratio(rounds, "ours_pairs", "ours_pairs_mem"),
         "ours_sets / compute-only bound": ratio(rounds, "ours_sets", "ours_sets_mem"),
         "vit_ours / vit_open_clip (target >= 1.25)": ratio(rounds, "vit_ours", "vit_open_clip"),
-        "per-item cost, sets / pairs, real data (target <= 1.05)": per_item_ratio(rounds, "ours_sets", "ours_pairs"),
-        "per-item cost, sets / pairs, compute-only": per_item_ratio(rounds, "ours_sets_mem", "ours_pairs_mem"),
+        "per-item cost, sets / pairs, real data (target <= 1.05)":
+            per_item_ratio(rounds, "ours_sets", "ours_pairs"),
+        "per-item cost, sets / pairs, compute-only":
+            per_item_ratio(rounds, "ours_sets_mem", "ours_pairs_mem"),
     }
     # the loss's memory per rank: fixed local batch, global batch doubled by doubling ranks
     lm = {w: loss_memory(a.batch, a.set_items, w) for w in (1, 2, 4)}
@@ -153,7 +157,8 @@ def device_peaks(device):
     """Measured matmul peaks (fp32, bf16) on the benchmark's device, and on a GPU its
     data-sheet bf16 peak (MFU is quoted against that)."""
     from bench.measure import nominal_bf16_peak
-    peaks = {"fp32": matmul_peak(torch.float32, device=device), "bf16": matmul_peak(torch.bfloat16, device=device)}
+    peaks = {"fp32": matmul_peak(torch.float32, device=device),
+             "bf16": matmul_peak(torch.bfloat16, device=device)}
     if device == "cuda":
         peaks["device_name"] = torch.cuda.get_device_name()
         peaks["nominal_bf16"] = nominal_bf16_peak(peaks["device_name"])
@@ -166,7 +171,8 @@ def fmt(v, spec):
 
 def table(summary):
     head = ("| arm | model, precision | batch (pairs+set items) | samples/s | step ms | data share | "
-            "encode pairs | encode sets | loss | backward | optimizer (ms) | peak RSS MiB | FLOPs/s share of peak |")
+            "encode pairs | encode sets | loss | backward | optimizer (ms) | peak RSS MiB | "
+            "FLOPs/s share of peak |")
     lines = [head, "|" + "---|" * 13]
     for n, s in summary["arms"].items():
         parts = s.get("parts") or {}
@@ -174,7 +180,8 @@ def table(summary):
         lines.append(
             f"| {n} | {s['model']}, {s['precision']} | {s['batch']}+{s['set_items']} | "
             f"{fmt(s['samples_per_s'], '.1f')} | {fmt(s['step_s'] * 1e3, '.0f')} | "
-            f"{fmt(s['data_share'] * 100, '.1f')}% | {ms('encode_pairs')} | {ms('encode_sets')} | {ms('loss')} | "
+            f"{fmt(s['data_share'] * 100, '.1f')}% | {ms('encode_pairs')} | {ms('encode_sets')} | "
+            f"{ms('loss')} | "
             f"{ms('backward')} | {ms('optimizer')} | {fmt(s['peak_rss_mib'], '.0f')} | "
             f"{fmt(s.get('peak_share', None) and s['peak_share'] * 100, '.1f')}% |")
     lines.append("")
@@ -185,12 +192,14 @@ def table(summary):
     n_local = lm["local"][0] + lm["local"][1]
     w = sorted(by_w)
     inc = [(by_w[b] - by_w[a]) / ((b - a) * n_local) for a, b in zip(w, w[1:])]
-    lines.append(f"- loss memory per rank (saved for backward), {lm['local'][0]} pairs + {lm['local'][1]} set "
-                 f"items per rank: " + ", ".join(f"{k * n_local} global → {by_w[k] / 2 ** 10:.0f} KiB" for k in w) +
+    per_global = ", ".join(f"{k * n_local} global → {by_w[k] / 2 ** 10:.0f} KiB" for k in w)
+    lines.append(f"- loss memory per rank (saved for backward), {lm['local'][0]} pairs + "
+                 f"{lm['local'][1]} set items per rank: " + per_global +
                  "; bytes added per extra global item: " + ", ".join(f"{x:.0f}" for x in inc) +
                  " (constant: linear in the global batch)")
     (b1, m1), (b2, m2) = lm["one_rank_by_batch"].items()
-    lines.append(f"- one rank holding the whole batch, pairs {b1} → {b2}: {m1 / 2 ** 10:.0f} → {m2 / 2 ** 10:.0f} KiB "
+    lines.append(f"- one rank holding the whole batch, pairs {b1} → {b2}: "
+                 f"{m1 / 2 ** 10:.0f} → {m2 / 2 ** 10:.0f} KiB "
                  f"(×{m2 / m1:.2f}; local × global logits, so this part grows as the square)")
     return "\n".join(lines)
 
@@ -206,7 +215,8 @@ def main(argv=None):
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--batch", type=int, default=64, help="pairs per step (= open_clip's --batch-size)")
     ap.add_argument("--set-items", type=int, default=24, help="candidate-set items per step in *_sets arms")
-    ap.add_argument("--workers", type=int, default=None, help="data workers (default: conf/data/default.yaml)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="data workers (default: conf/data/default.yaml)")
     ap.add_argument("--steps", type=int, default=40, help="timed steps per arm, after the warm-up")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2)
@@ -250,7 +260,8 @@ def main(argv=None):
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_start = os.getloadavg()
     peaks = device_peaks(a.device)
-    print(f"[bench] matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s "
+    print(f"[bench] matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s "
           f"({torch.get_num_threads()} threads); load {load_start}", flush=True)
     rounds = []
     with tempfile.TemporaryDirectory(prefix="hnclip_bench_") as tmp:
@@ -273,12 +284,14 @@ def main(argv=None):
             rounds.append(res)
     peaks_end = device_peaks(a.device)
     summary = summarize(rounds, peaks, a)
-    summary.update(started=started, captions=a.captions, data=a.data, command=" ".join(["bench/bench_train.py"] + (argv or sys.argv[1:])),
+    summary.update(started=started, captions=a.captions, data=a.data,
+                   command=" ".join(["bench/bench_train.py"] + (argv or sys.argv[1:])),
                    load_start=load_start, load_end=os.getloadavg(), cpus=os.cpu_count(),
                    torch_threads=torch.get_num_threads(), matmul_peak=peaks, matmul_peak_end=peaks_end,
                    rounds=rounds)
     text = table(summary)
-    env = (f"started {started}; captions: {a.captions} ({a.data}); {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+    env = (f"started {started}; captions: {a.captions} ({a.data}); {os.cpu_count()} CPUs, "
+           f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
            f"matmul peak fp32 {peaks['fp32'] / 1e9:.0f} / bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s at start, "
            f"{peaks_end['fp32'] / 1e9:.0f} / {peaks_end['bf16'] / 1e9:.0f} at end; "
            f"load average {load_start[0]:.1f} at start, {summary['load_end'][0]:.1f} at end")
