@@ -50,7 +50,8 @@ def tests(out, dry):
     r, secs = run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *files],
                   env, out / "tests.log")
     tail = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
-    return {"passed": r.returncode == 0, "summary": tail[0], "seconds": round(secs, 1), "log": str(out / "tests.log")}
+    return {"passed": r.returncode == 0, "summary": tail[0], "seconds": round(secs, 1),
+            "log": str(out / "tests.log")}
 
 
 def shards(out, z):
@@ -63,8 +64,9 @@ def shards(out, z):
 
 def bench_train(out, data, z, arms, rounds, steps, warmup, tag):
     device = "cpu" if z is SIZES["dry"] else "cuda"
-    cmd = [sys.executable, "bench/bench_train.py", "--device", device, "--data", str(data), "--captions", "short",
-           "--pair-shards", str(z["shards"]), "--arms", arms, "--rounds", str(rounds), "--workers", str(z["workers"]),
+    cmd = [sys.executable, "bench/bench_train.py", "--device", device, "--data", str(data),
+           "--captions", "short", "--pair-shards", str(z["shards"]), "--arms", arms,
+           "--rounds", str(rounds), "--workers", str(z["workers"]),
            "--vit-model", z["model"], "--vitl-model", z["model_l"], "--vit-batch", str(z["batch"]),
            "--vit-steps", str(steps), "--vit-warmup", str(warmup), "--parts-reps", "3", "--decode", "tensor",
            "--out", str(out / f"{tag}.json"), "--markdown", str(out / f"{tag}.md")]
@@ -91,25 +93,30 @@ def arm(summary, name):
 
 def table(res) -> str:
     """The short table: one row per training arm, then the loader, then the flags."""
-    lines = [f"GPU check on {res['device']} ({'CPU dry run, toy sizes' if res['dry_run'] else 'real sizes'}); "
-             f"{res['seconds']:.0f} s in all", "",
-             "| arm | model | batch | samples/s | step ms | data share | peak GPU MiB | MFU (bf16 data sheet) | share of measured bf16 matmul |",
+    sizes = "CPU dry run, toy sizes" if res["dry_run"] else "real sizes"
+    lines = [f"GPU check on {res['device']} ({sizes}); {res['seconds']:.0f} s in all", "",
+             "| arm | model | batch | samples/s | step ms | data share | peak GPU MiB | "
+             "MFU (bf16 data sheet) | share of measured bf16 matmul |",
              "|---|---|---|---|---|---|---|---|---|"]
     for part in ("train", "compute_only"):
         for n, s in (res[part].get("arms") or {}).items():
             f = lambda k, spec, mul=1, s=s: "—" if s.get(k) is None else format(s[k] * mul, spec)
             lines.append(f"| {n} | {s.get('model')} | {s.get('batch')} | {f('samples_per_s', '.0f')} | "
-                         f"{f('step_s', '.1f', 1e3)} | {f('data_share', '.1f', 100)}% | {f('peak_gpu_mib', '.0f')} | "
+                         f"{f('step_s', '.1f', 1e3)} | {f('data_share', '.1f', 100)}% | "
+                         f"{f('peak_gpu_mib', '.0f')} | "
                          f"{f('mfu_nominal_bf16', '.1f', 100)}% | {f('peak_share', '.1f', 100)}% |")
     for k, v in (res["train"].get("ratios") or {}).items():
         lines.append(f"- {k}: **{v:.2f}**")
     for row in (res["loader"].get("by_source_px") or []):
-        lines.append(f"- loader, 224 px from {row['source_px']} px, per core: ours (pil) {row['ours_samples_per_s_per_worker']}, "
+        lines.append(f"- loader, 224 px from {row['source_px']} px, per core: "
+                     f"ours (pil) {row['ours_samples_per_s_per_worker']}, "
                      f"ours (tensor) {row['ours_tensor_samples_per_s_per_worker']}, open_clip "
                      f"{row['open_clip_samples_per_s_per_worker']}, libjpeg-turbo decode limit "
                      f"{row['decode_limit_jpegs_per_s']} images/s; tensor / open_clip "
-                     f"**{row['ratio_ours_tensor_over_open_clip']:.2f}**; cores per GPU {row.get('cores_per_gpu', '—')}")
-    lines.append(f"- CUDA-marked tests: {'passed' if res['tests']['passed'] else 'FAILED'} ({res['tests']['summary']})")
+                     f"**{row['ratio_ours_tensor_over_open_clip']:.2f}**; "
+                     f"cores per GPU {row.get('cores_per_gpu', '—')}")
+    tested = res["tests"]
+    lines.append(f"- CUDA-marked tests: {'passed' if tested['passed'] else 'FAILED'} ({tested['summary']})")
     return "\n".join(lines)
 
 
@@ -136,13 +143,16 @@ def main(argv=None):
     if dry:
         # one benchmark process for all arms and no second model (the same code paths, less
         # start-up): the dry run has to fit the test suite's budget
-        both = bench_train(out, data, z, "vit_ours,vit_open_clip,vit_ours_mem", 1, z["steps"], z["warmup"], "train")
-        res["train"] = dict(both, arms={k: v for k, v in (both.get("arms") or {}).items() if not k.endswith("_mem")})
-        res["compute_only"] = {"arms": {k: v for k, v in (both.get("arms") or {}).items() if k.endswith("_mem")}}
+        both = bench_train(out, data, z, "vit_ours,vit_open_clip,vit_ours_mem", 1, z["steps"], z["warmup"],
+                           "train")
+        arms = both.get("arms") or {}
+        res["train"] = dict(both, arms={k: v for k, v in arms.items() if not k.endswith("_mem")})
+        res["compute_only"] = {"arms": {k: v for k, v in arms.items() if k.endswith("_mem")}}
         if "failed" in both:
             res["compute_only"]["failed"] = both["failed"]
     else:
-        res["train"] = bench_train(out, data, z, "vit_ours,vit_open_clip", z["rounds"], z["steps"], z["warmup"], "train")
+        res["train"] = bench_train(out, data, z, "vit_ours,vit_open_clip", z["rounds"], z["steps"],
+                                   z["warmup"], "train")
         print("[gpu_check] compute-only rates", flush=True)
         res["compute_only"] = bench_train(out, data, z, "vit_ours_mem,vitl_ours_mem", 1, z["mem_steps"],
                                           z["mem_warmup"], "compute_only")
@@ -157,7 +167,8 @@ def main(argv=None):
     print("\n" + text, flush=True)
     failed = [k for k in ("train", "compute_only", "loader") if "failed" in res[k]]
     if failed or not res["tests"]["passed"]:
-        sys.exit(f"gpu_check: failed: {', '.join(failed + ([] if res['tests']['passed'] else ['tests']))} (logs in {out})")
+        names = failed + ([] if res["tests"]["passed"] else ["tests"])
+        sys.exit(f"gpu_check: failed: {', '.join(names)} (logs in {out})")
     return res
 
 
