@@ -198,7 +198,8 @@ def commit(run_dir, step: int, trainer_state: dict, keep_last: int, known: dict 
     try:
         entries = dict(known or {})
         entries[TRAINER_FILE] = write_file(tmp / TRAINER_FILE, trainer_state)
-        _write_text_synced(tmp / "meta.json", json.dumps({"step": step, "samples_seen": trainer_state.get("samples_seen")}))
+        meta = {"step": step, "samples_seen": trainer_state.get("samples_seen")}
+        _write_text_synced(tmp / "meta.json", json.dumps(meta))
         write_manifest(tmp, entries)
         _fsync_dir(tmp)
     except OSError as e:
@@ -313,8 +314,9 @@ def resume_point(run_dir, report=print):
         report(f"[hnclip] WARNING: checkpoint {path} is damaged: {problem}; moved to {aside.name}, "
                f"trying the previous one")
     if found:
-        raise CheckpointError(f"no usable checkpoint in {root_of(run_dir)}: all {len(found)} failed their check "
-                              f"(see the warnings above). Restore one, or set checkpoint.resume=false to start over")
+        raise CheckpointError(f"no usable checkpoint in {root_of(run_dir)}: all {len(found)} failed their "
+                              f"check (see the warnings above). Restore one, or set "
+                              f"checkpoint.resume=false to start over")
     return None
 
 

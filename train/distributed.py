@@ -55,7 +55,9 @@ def gather_no_grad(x: torch.Tensor, sizes: list = None) -> torch.Tensor:
         return x
     sizes = sizes or all_gather_sizes(x.shape[0], x.device)
     longest = max(sizes)
-    padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))]) if x.shape[0] < longest else x
+    padded = x
+    if x.shape[0] < longest:
+        padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))])
     pieces = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(pieces, padded.contiguous())
     return torch.cat([p[:n] for p, n in zip(pieces, sizes)])

@@ -115,8 +115,8 @@ def encode(model, images, tokens, n_caption: int) -> Encoded:
         out = model(image=images, text=tokens)
         wrapped = _open_clip_family(unwrap(getattr(model, "model", model)))
         if wrapped not in (None, CLIP):
-            raise ValueError(f"optim.accum_steps > 1 (feature-cached accumulation) supports the clip family only; "
-                             f"this is a {wrapped} model: set optim.accum_steps=1")
+            raise ValueError(f"optim.accum_steps > 1 (feature-cached accumulation) supports the clip family "
+                             f"only; this is a {wrapped} model: set optim.accum_steps=1")
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             raise UnknownFamily(f"{type(m).__name__} is not an open_clip model and does not return CLIP's "
                                 f"(image_features, text_features, logit_scale)")

@@ -64,7 +64,8 @@ def _pick_layers(blocks, layers, tower):
     n = len(blocks)
     bad = [i for i in layers if not -n <= i < n]
     if bad:
-        raise ValueError(f"model.lora.layers: {bad} outside the {tower} tower's {n} blocks (0..{n - 1}, or negative from the end)")
+        raise ValueError(f"model.lora.layers: {bad} outside the {tower} tower's {n} blocks "
+                         f"(0..{n - 1}, or negative from the end)")
     return [blocks[i % n] for i in sorted({i % n for i in layers})]
 
 
@@ -76,11 +77,12 @@ def apply(model, cfg) -> int:
     if cfg.rank < 1:
         raise ValueError(f"model.lora.rank must be >= 1, got {cfg.rank}")
     if cfg.dropout:
-        raise ValueError("model.lora.dropout must be 0: adapters are weight parametrizations, which never see "
-                         "the layer's input (docs/families.md)")
+        raise ValueError("model.lora.dropout must be 0: adapters are weight parametrizations, which never "
+                         "see the layer's input (docs/families.md)")
     unknown = set(cfg.targets) - {"attn", "mlp"} or set(cfg.towers) - set(TOWERS)
     if unknown:
-        raise ValueError(f"model.lora: unknown targets/towers {sorted(unknown)}; targets from ['attn', 'mlp'], towers from {list(TOWERS)}")
+        raise ValueError(f"model.lora: unknown targets/towers {sorted(unknown)}; "
+                         f"targets from ['attn', 'mlp'], towers from {list(TOWERS)}")
     for p in model.parameters():
         p.requires_grad_(False)
     blocks = tower_blocks(model)
@@ -111,8 +113,9 @@ def _is_adapter(name):
 def base_fingerprint(model) -> float:
     """A float64 sum of every frozen weight: resuming adapters onto another base is an error."""
     with torch.no_grad():
-        return float(sum(p.detach().double().sum() * (i + 1) for i, (n, p) in
-                         enumerate(sorted(model.named_parameters(), key=lambda x: x[0])) if not _is_adapter(n)))
+        named = sorted(model.named_parameters(), key=lambda x: x[0])
+        return float(sum(p.detach().double().sum() * (i + 1) for i, (n, p) in enumerate(named)
+                         if not _is_adapter(n)))
 
 
 def checkpoint_state(model) -> dict:
@@ -137,12 +140,14 @@ def load_checkpoint_state(model, state: dict, source="the checkpoint"):
     saved = float(state.pop("__lora_base_fingerprint__"))
     now = base_fingerprint(model)
     if abs(saved - now) > 1e-9 * max(abs(saved), 1.0):
-        raise ValueError(f"{source}: the frozen base weights differ from the ones the adapters were trained on "
-                         f"(fingerprint {saved!r} vs {now!r}); resume with the same model.name, model.pretrained and seed")
+        raise ValueError(f"{source}: the frozen base weights differ from the ones the adapters were trained "
+                         f"on (fingerprint {saved!r} vs {now!r}); resume with the same model.name, "
+                         f"model.pretrained and seed")
     own = {n for n, _ in model.named_parameters() if _is_adapter(n)}
     if set(state) != own:
         missing, extra = sorted(own - set(state)), sorted(set(state) - own)
-        raise ValueError(f"{source}: adapters do not match model.lora (missing {missing[:3]}, unexpected {extra[:3]})")
+        raise ValueError(f"{source}: adapters do not match model.lora "
+                         f"(missing {missing[:3]}, unexpected {extra[:3]})")
     with torch.no_grad():
         params = dict(model.named_parameters())
         for n, v in state.items():

@@ -63,8 +63,9 @@ class MetricsLog:
             id_file.write_text(run_id)
             os.environ.setdefault("WANDB_SILENT", "true")
             # logger.run_name overrides the run's own name (run_name, which names run_dir too)
-            self.wandb = wandb.init(project=cfg.project, name=cfg.run_name or run_name, id=run_id, resume="allow",
-                                    dir=str(run_dir), mode=cfg.wandb_mode, config=config_dict)
+            self.wandb = wandb.init(project=cfg.project, name=cfg.run_name or run_name, id=run_id,
+                                    resume="allow", dir=str(run_dir), mode=cfg.wandb_mode,
+                                    config=config_dict)
 
     def log(self, step: int, values: dict):
         if not self.enabled:

@@ -78,7 +78,8 @@ def model_facts(model_cfg) -> ModelFacts:
     txt_tokens = text.context_length + (1 if getattr(text, "cls_emb", None) is not None else 0)
     facts = ModelFacts(params=sum(p.numel() for p in m.parameters()),
                        trainable=sum(p.numel() for p in m.parameters() if p.requires_grad),
-                       towers={"image": _tower(blocks["image"], img_tokens), "text": _tower(blocks["text"], txt_tokens)})
+                       towers={"image": _tower(blocks["image"], img_tokens),
+                               "text": _tower(blocks["text"], txt_tokens)})
     if hasattr(m, "text_decoder"):
         facts.caption_vocab = m.text_decoder.text_projection.shape[1]
         facts.caption_tokens = text.context_length - 1
@@ -145,7 +146,8 @@ def report(cfg, world: int, gpu_gib: float) -> str:
     # a candidate set carries at least one caption per image (text-only negatives add more)
     captions = images
     bf16 = cfg.model.precision == "bf16"
-    lines = [f"model {cfg.model.name}: {facts.params / 1e6:.1f} M parameters, {facts.trainable / 1e6:.1f} M trainable; "
+    lines = [f"model {cfg.model.name}: {facts.params / 1e6:.1f} M parameters, "
+             f"{facts.trainable / 1e6:.1f} M trainable; "
              f"{images} images + {captions} captions per GPU per step; {world} GPUs of {gpu_gib:g} GiB "
              f"(usable {USABLE:.0%})"]
     now = estimate(facts, images, captions, cfg.data.pairs_per_step, bf16, 0, world,
@@ -154,13 +156,15 @@ def report(cfg, world: int, gpu_gib: float) -> str:
         cfg.model.grad_checkpointing, cfg.optim.accum_steps) + ", ".join(
         f"{k} {now[k] / GIB:.2f} GiB" for k in ("params", "grads", "optimizer", "activations", "total")))
     lines.append("")
-    lines.append("| setup | checkpointing | accum | params | grads | optimizer | activations | total GiB | fits |")
+    lines.append("| setup | checkpointing | accum | params | grads | optimizer | activations | total GiB "
+                 "| fits |")
     lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     rows = options(facts, images, captions, cfg.data.pairs_per_step, bf16, world, gpu_gib)
     for r in rows:
         if r["accum"] in (1, 4):   # the table shows two; the search below tries 1, 2, 4, 8
+            parts = ("params", "grads", "optimizer", "activations", "total")
             lines.append(f"| {_name(r['zero'])} | {'on' if r['checkpointing'] else 'off'} | {r['accum']} | "
-                         + " | ".join(f"{r[k] / GIB:.2f}" for k in ("params", "grads", "optimizer", "activations", "total"))
+                         + " | ".join(f"{r[k] / GIB:.2f}" for k in parts)
                          + f" | {'yes' if r['fits'] else 'no'} |")
     best = min((r for r in rows if r["fits"]), key=_cost, default=None)
     lines.append("")
@@ -173,7 +177,8 @@ def report(cfg, world: int, gpu_gib: float) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m train.plan", description=__doc__.split("\n\n")[0])
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, as for train/main.py (e.g. model=vit_l14_openai)")
+    p.add_argument("overrides", nargs="*",
+                   help="Hydra overrides, as for train/main.py (e.g. model=vit_l14_openai)")
     p.add_argument("--world-size", type=int, default=8, help="GPUs the step is spread over")
     p.add_argument("--gpu-mem", type=float, default=80, help="memory of one GPU in GiB")
     a = p.parse_args(argv)
@@ -182,7 +187,8 @@ def main(argv=None):
     from hydra import compose, initialize_config_dir
 
     from .config import ConfigError, validate
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+    conf_dir = str(Path(__file__).resolve().parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
         cfg = compose(config_name="config", overrides=a.overrides)
     try:
         cfg = validate(cfg)

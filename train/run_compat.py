@@ -9,11 +9,13 @@ from omegaconf import OmegaConf
 from .config import ConfigError
 
 # Keys (or key prefixes ending in '.') whose change a resume accepts. Extending optim.steps
-# (never shortening it) continues the run (the schedule's horizon moves with it, as a requeued job expects); the
-# rest only change when things are logged, evaluated or saved, or how fast data is read
+# (never shortening it) continues the run (the schedule's horizon moves with it, as a requeued
+# job expects); the rest only change when things are logged, evaluated or saved, or how fast
+# data is read
 # (run_name differs here only when run_dir is given explicitly: the directory is the same).
 ALLOWED = ("optim.steps", "optim.max_nonfinite_in_row", "logger.", "eval.", "checkpoint.every_steps",
-           "checkpoint.keep_last", "checkpoint.resume", "data.workers", "model.compile", "run_dir", "run_name")
+           "checkpoint.keep_last", "checkpoint.resume", "data.workers", "model.compile", "run_dir",
+           "run_name")
 
 
 class ResumeConflict(ConfigError):

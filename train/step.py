@@ -64,7 +64,8 @@ def _say_which_rank(counts):
 def forward_losses(model, batch, loss_cfg, device="cpu"):
     """-> (total loss tensor, dict of detached scalars for logging)."""
     pairs, sets = batch["pairs"], batch.get("sets")
-    p_img, p_tok = pairs["images"].to(device, non_blocking=True), pairs["tokens"].to(device, non_blocking=True)
+    p_img = pairs["images"].to(device, non_blocking=True)
+    p_tok = pairs["tokens"].to(device, non_blocking=True)
     n_pi, n_pc = p_img.shape[0], p_tok.shape[0]
     if sets is not None:
         images = torch.cat([p_img, sets["images"].to(device, non_blocking=True)])
@@ -117,7 +118,8 @@ def forward_losses(model, batch, loss_cfg, device="cpu"):
             if loss_cfg.hn_weight > 0:
                 total = total + loss_cfg.hn_weight * (l_i2t + l_t2i)
             logs["loss/hn_i2t"], logs["loss/hn_t2i"] = l_i2t.detach(), l_t2i.detach()
-            logs.update(set_diagnostics(si.detach(), sc_all.detach(), sc.detach(), si_all.detach(), idx, img_off, cap_off))
+            logs.update(set_diagnostics(si.detach(), sc_all.detach(), sc.detach(), si_all.detach(), idx,
+                                        img_off, cap_off))
     logs["loss/total"] = total.detach()
     logs["logit_scale"] = logit_scale.detach()
     return total, logs

@@ -59,7 +59,8 @@ def _encode_cut(self, text, normalize: bool = False):
     x = self.ln_final(x)
     x = text_global_pool(x, text, self.text_pool_type, eos_token_id=getattr(self, "text_eos_id", None))
     if self.text_projection is not None:
-        x = self.text_projection(x) if isinstance(self.text_projection, torch.nn.Linear) else x @ self.text_projection
+        proj = self.text_projection
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
     return F.normalize(x, dim=-1) if normalize else x
 
 

@@ -45,7 +45,8 @@ def make_accelerator(cfg):
     # Without a GPU, accelerate opens a gloo group but leaves distributed_type NO unless told
     # cpu=True: the model is then not wrapped in DDP and each rank silently trains its own copy
     # (the ranks' weights drift apart). DeepSpeed brings its own CPU backend and refuses cpu=True.
-    cpu_ddp = multi and not torch.cuda.is_available() and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true"
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true"
+    cpu_ddp = multi and not torch.cuda.is_available() and not deepspeed
     return Accelerator(cpu=cpu_ddp, kwargs_handlers=kwargs)
 
 
@@ -55,7 +56,8 @@ def param_groups(model, weight_decay):
     for n, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n else decay).append(p)
+        no_wd = p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
+        (no_decay if no_wd else decay).append(p)
     return [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
 
 
@@ -123,7 +125,8 @@ class Trainer:
         D.barrier()
 
         m = cfg.model
-        model, self.preprocess_train, self.preprocess_val, self.tokenizer = models.create(m.name, m.pretrained)
+        created = models.create(m.name, m.pretrained)
+        model, self.preprocess_train, self.preprocess_val, self.tokenizer = created
         models.lock_towers(model, m)
         # adapters only (frozen base) when model.lora.enabled; before the optimizer sees requires_grad
         self.lora_params = lora.apply(model, m.lora)
@@ -212,14 +215,16 @@ class Trainer:
         rng_entry = {}
 
         def write_parts():
-            rng_entry[f"rng-rank{self.rank}.pt"] = ckpt.write_file(tmp / f"rng-rank{self.rank}.pt", ckpt.rng_state())
+            rng_file = f"rng-rank{self.rank}.pt"
+            rng_entry[rng_file] = ckpt.write_file(tmp / rng_file, ckpt.rng_state())
             if self.deepspeed:
                 self.acc.save_state(str(tmp / "engine"))
         self._save_phase(write_parts, tmp)
 
         def commit():
             if self.is_main:  # rank 0's own RNG file is hashed as written; the others' are read back
-                path = ckpt.commit(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last, rng_entry)
+                path = ckpt.commit(self.run_dir, self.step, self.state_dict(), self.cfg.checkpoint.keep_last,
+                                   rng_entry)
                 print(f"[hnclip] checkpoint {path}", flush=True)
         self._save_phase(commit, tmp)
 
@@ -286,7 +291,8 @@ class Trainer:
                 step, error = -2, e
         step = D.broadcast_int(step, self.device)
         if step == -2:
-            raise error or ckpt.CheckpointError(f"no usable checkpoint in {ckpt.root_of(self.run_dir)} (see rank 0's log)")
+            raise error or ckpt.CheckpointError(f"no usable checkpoint in {ckpt.root_of(self.run_dir)} "
+                                                f"(see rank 0's log)")
         return ckpt.final_dir(self.run_dir, step) if step >= 0 else None
 
     def _data_signature(self):
@@ -330,8 +336,8 @@ class Trainer:
         cfg = self.cfg
         accum = cfg.optim.accum_steps
         spec = spec_from_config(cfg.data, cfg.seed, self.rank, self.world)
-        loader = make_loader(spec, jpeg.for_decode(cfg.data.decode, self.preprocess_train), self.tokenizer, cfg.data.workers,
-                             start_step=self.step * accum)
+        loader = make_loader(spec, jpeg.for_decode(cfg.data.decode, self.preprocess_train), self.tokenizer,
+                             cfg.data.workers, start_step=self.step * accum)
         it = iter(loader)
         nonfinite_in_row = 0
         t_last = time.perf_counter()
@@ -441,9 +447,11 @@ class Trainer:
             if len(batches) == 1:
                 # the text tower in length-sorted runs (train/text_trim.py); not under
                 # torch.compile, whose graph would be specialised to every plan
-                plan = text_trim.plan_for(batches[0]) if self.trim_text and not self.cfg.model.compile else None
+                trim = self.trim_text and not self.cfg.model.compile
+                plan = text_trim.plan_for(batches[0]) if trim else None
                 with self._autocast(), text_trim.chunked(plan):
-                    loss, logs = self._forward(lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
+                    loss, logs = self._forward(
+                        lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
                 if self.deepspeed:
                     if not self._step_flags(self._loss_finite(loss)):
                         return False, {}
@@ -454,7 +462,8 @@ class Trainer:
                 ok = self._grads_finite(self._loss_finite(loss))
                 return ok, logs if ok else {}
             no_sync = None if self.deepspeed else self.acc.no_sync
-            passes = accumulated_passes(self.model, batches, self.cfg.loss, self.device, self._autocast, no_sync)
+            passes = accumulated_passes(self.model, batches, self.cfg.loss, self.device, self._autocast,
+                                        no_sync)
             logs, loss_ok = {}, None
             while True:
                 try:
@@ -505,7 +514,8 @@ class Trainer:
     def evaluate(self):
         results = {}
         if self.is_main:
-            # per-suite frequency, the wandb example table and the final dynamics plot: train/eval/during_training.py
+            # per-suite frequency, the wandb example table and the final dynamics plot:
+            # train/eval/during_training.py
             from .eval.during_training import run_due
             results = run_due(self.evaluators, self.step, self.step >= self.cfg.optim.steps, self.raw_model,
                               self.tokenizer, self.preprocess_val, self.device, self.metrics, self.run_dir)
@@ -516,7 +526,8 @@ class Trainer:
         results = self.evaluate()
         if self.is_main:
             # LoRA: adapters merged into plain weights
-            export = models.export_for_open_clip(lora.merged(self.raw_model), self.cfg.model.name, self.run_dir / "final")
+            export = models.export_for_open_clip(lora.merged(self.raw_model), self.cfg.model.name,
+                                                 self.run_dir / "final")
             final, table = final_summary(self.evaluators, results)
             (self.run_dir / "eval_final.json").write_text(json.dumps(final, indent=2))
             print(f"\n[hnclip] done: {self.step} steps. open_clip weights: {export}")
