@@ -72,10 +72,14 @@ def main(argv=None):
             F.cross_entropy(s * i @ x.T, torch.arange(a.batch)).backward()
             m.zero_grad(set_to_none=True)
         return run
-    res.update(best_of({"fwd_bwd_text_full": fwd_bwd(model, tokens), "fwd_bwd_text_cut": fwd_bwd(trimmed, cut),
+    res.update(best_of({"fwd_bwd_text_full": fwd_bwd(model, tokens),
+                        "fwd_bwd_text_cut": fwd_bwd(trimmed, cut),
                         "fwd_bwd_text_runs": fwd_bwd(trimmed, cut, plan)}, a.reps))
-    runs = "one run" if plan is None else " + ".join(f"{n}x{length}" for n, length in zip(plan.sizes, plan.lengths))
-    print(f"{a.model}, batch {a.batch}, {a.captions} captions, {torch.get_num_threads()} threads, best of {a.reps}; "
+    runs = "one run"
+    if plan is not None:
+        runs = " + ".join(f"{n}x{length}" for n, length in zip(plan.sizes, plan.lengths))
+    print(f"{a.model}, batch {a.batch}, {a.captions} captions, {torch.get_num_threads()} threads, "
+          f"best of {a.reps}; "
           f"text {tokens.shape[1]} -> {cut.shape[1]} tokens; runs {runs}")
     for k, v in res.items():
         print(f"  {k:20s} {v * 1e3:8.1f} ms")

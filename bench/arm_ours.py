@@ -148,8 +148,8 @@ def run(p):
         out["parts"] = step_parts(trainer, batches, p["parts_reps"])
     # FLOPs as executed (text cut to the longest caption when the trainer does that) and with
     # full-length text, which is what open_clip's trainer executes on the same batch
-    out["flops_per_step_full_text"] = step_flops(trainer, {k: dict(v, text_lens=None) if isinstance(v, dict) else v
-                                                           for k, v in b0.items()})
+    full_text = {k: dict(v, text_lens=None) if isinstance(v, dict) else v for k, v in b0.items()}
+    out["flops_per_step_full_text"] = step_flops(trainer, full_text)
     trimmed = text_trim.trim_batches([b0])[0] if getattr(trainer, "trim_text", False) else b0
     out["flops_per_step"] = step_flops(trainer, trimmed)
     out["text_tokens"] = [int(b0["pairs"]["tokens"].shape[1]), int(trimmed["pairs"]["tokens"].shape[1])]

@@ -119,11 +119,16 @@ def throughput(args):
     per = max(1, args.workers)
     res = {"ours": [], "ours_tensor": [], "open_clip": [], "decode_limit": []}
     for r in range(args.rounds):
-        res["ours"].append(timed(lambda: ours(args.shards, preprocess, tokenizer, args.batch, args.workers), args.batches) / per)
-        res["ours_tensor"].append(timed(lambda: ours(args.shards, fast, tokenizer, args.batch, args.workers), args.batches) / per)
-        res["open_clip"].append(timed(lambda: open_clip_wds(args.shards, preprocess, tokenizer, args.batch, args.workers), args.batches) / per)
+        res["ours"].append(timed(lambda: ours(args.shards, preprocess, tokenizer, args.batch, args.workers),
+                                 args.batches) / per)
+        res["ours_tensor"].append(timed(lambda: ours(args.shards, fast, tokenizer, args.batch, args.workers),
+                                        args.batches) / per)
+        res["open_clip"].append(timed(lambda: open_clip_wds(args.shards, preprocess, tokenizer, args.batch,
+                                                            args.workers),
+                                      args.batches) / per)
         res["decode_limit"].append(decode_limit(args.shards))
-        print(f"round {r}: " + "  ".join(f"{k} {v[-1]:.0f}" for k, v in res.items()) + " samples/s/worker", flush=True)
+        rates = "  ".join(f"{k} {v[-1]:.0f}" for k, v in res.items())
+        print(f"round {r}: " + rates + " samples/s/worker", flush=True)
     med = {k: statistics.median(v) for k, v in res.items()}
     # resume replay: time to the first batch of a loader resuming at step R, minus a fresh one's
     fresh = _first_batch(lambda: ours(args.shards, preprocess, tokenizer, args.batch, 0))
@@ -140,7 +145,8 @@ def throughput(args):
            "resume_replay_samples_per_s": round(replay)}
     if args.gpu_rates:
         # a GPU at R samples/s needs R / (per-worker rate) loader cores
-        out["cores_per_gpu"] = {name: {arm: round(rate / med[arm], 1) for arm in ("ours", "ours_tensor", "open_clip")}
+        arms = ("ours", "ours_tensor", "open_clip")
+        out["cores_per_gpu"] = {name: {arm: round(rate / med[arm], 1) for arm in arms}
                                 for name, rate in gpu_rates(args.gpu_rates).items()}
     print(json.dumps(out, indent=1))
     return out

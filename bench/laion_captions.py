@@ -129,7 +129,8 @@ def main(argv=None):
     ap.add_argument("--src", default="data/default")
     ap.add_argument("--out", default="data/default-laion")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--stats", default=None, metavar="MODEL", help="print token statistics for MODEL's tokenizer")
+    ap.add_argument("--stats", default=None, metavar="MODEL",
+                    help="print token statistics for MODEL's tokenizer")
     a = ap.parse_args(argv)
     out = make(a.src, a.out, a.seed)
     print(f"LAION-length pair shards in {out}")

@@ -44,7 +44,8 @@ def flatten(sets):
             cap_rows.append(row), cap_set.append(sid), cap_key.append(key)
         cap_img.extend(links)
     t = lambda x: torch.tensor(x, dtype=torch.long)
-    return SetIndex(t(img_set), t(img_cap), t(img_key), t(cap_set), t(cap_img), t(cap_key)), t(img_rows), t(cap_rows)
+    idx = SetIndex(t(img_set), t(img_cap), t(img_key), t(cap_set), t(cap_img), t(cap_key))
+    return idx, t(img_rows), t(cap_rows)
 
 
 def _s(a, b, tau):
@@ -97,9 +98,11 @@ def ref_hn(img_emb, txt_emb, sets, tau, pool, mask, PI=None, PT=None):
 
 
 def ref_clip(img_emb, txt_emb, tau):
-    """Symmetric InfoNCE over pairs (row n of img_emb with row n of txt_emb), mean over rows, halved sum."""
+    """Symmetric InfoNCE over pairs (row n of img_emb with row n of txt_emb), mean over rows,
+    halved sum."""
     n, total = img_emb.shape[0], 0.0
     for q in range(n):
-        total = total - math.log(float(_s(img_emb[q], txt_emb[q], tau) / sum(_s(img_emb[q], txt_emb[k], tau) for k in range(n))))
-        total = total - math.log(float(_s(img_emb[q], txt_emb[q], tau) / sum(_s(img_emb[k], txt_emb[q], tau) for k in range(n))))
+        pos = _s(img_emb[q], txt_emb[q], tau)
+        total = total - math.log(float(pos / sum(_s(img_emb[q], txt_emb[k], tau) for k in range(n))))
+        total = total - math.log(float(pos / sum(_s(img_emb[k], txt_emb[q], tau) for k in range(n))))
     return total / (2 * n)

@@ -33,7 +33,8 @@ CASES = {
     "f64_default": (torch.float64, {}, [(4, [(3, 3), (9, 2), (2, 1)]), (4, [(4, 4), (2, 2)])]),
     "f64_set_nomask": (torch.float64, {"hn_negatives": "set", "mask_duplicates": False},
                        [(4, [(3, 3), (9, 2), (2, 1)]), (4, [(4, 4), (2, 2)])]),
-    "f64_pairs_inclip": (torch.float64, {"hn_negatives": "step+pairs", "sets_in_clip_loss": True, "hn_weight": 0.5},
+    "f64_pairs_inclip": (torch.float64,
+                         {"hn_negatives": "step+pairs", "sets_in_clip_loss": True, "hn_weight": 0.5},
                          [(4, [(3, 3), (9, 2), (2, 1)]), (4, [(4, 4), (2, 2)])]),
     "f64_uneven": (torch.float64, {}, [(3, [(3, 3), (9, 2)]), (6, [(4, 4), (2, 2), (7, 3), (2, 1)])]),
     "f32_default": (torch.float32, {}, [(4, [(3, 3), (9, 2), (2, 1)]), (4, [(4, 4), (2, 2)])]),
@@ -44,7 +45,8 @@ class TinyCLIP(torch.nn.Module):
     """The open_clip CLIP interface (normalised features, exp'd logit scale) in a few weights."""
     def __init__(self, scale_shape=()):
         super().__init__()
-        self.visual = torch.nn.Sequential(torch.nn.Linear(IMG_DIM, 10), torch.nn.Tanh(), torch.nn.Linear(10, 6))
+        self.visual = torch.nn.Sequential(torch.nn.Linear(IMG_DIM, 10), torch.nn.Tanh(),
+                                          torch.nn.Linear(10, 6))
         self.token_embedding = torch.nn.Embedding(VOCAB, 10)
         self.text_projection = torch.nn.Linear(10, 6)
         self.logit_scale = torch.nn.Parameter(torch.full(scale_shape, 2.5))
@@ -97,7 +99,8 @@ def global_batch(case, dtype):
         q["img_set"], q["cap_set"] = q["img_set"] + n_set, q["cap_set"] + n_set
         q["img_cap"] = q["img_cap"] + n_cap
         q["cap_img"] = torch.where(q["cap_img"] >= 0, q["cap_img"] + n_img, q["cap_img"])
-        n_img, n_cap, n_set = n_img + len(q["img_set"]), n_cap + len(q["cap_set"]), int(q["cap_set"].max()) + 1
+        n_img, n_cap = n_img + len(q["img_set"]), n_cap + len(q["cap_set"])
+        n_set = int(q["cap_set"].max()) + 1
         for k, v in q.items():
             s.setdefault(k, []).append(v)
     out["sets"] = {k: torch.cat(v) for k, v in s.items()}
@@ -171,7 +174,8 @@ def deepspeed_round(r):
                "gradient_clipping": 0.0}    # DeepSpeed clips at 1.0 unless told otherwise
         engine, *_ = deepspeed.initialize(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.0),
                                           config=cfg)
-        total, logs = forward_losses(engine, rank_batch("f32_default", r, torch.float32), loss_cfg("f32_default"))
+        total, logs = forward_losses(engine, rank_batch("f32_default", r, torch.float32),
+                                     loss_cfg("f32_default"))
         engine.backward(total)
         grads = {n: safe_get_full_grad(p).detach().clone() for n, p in engine.module.named_parameters()}
         results[f"zero{stage}"] = ({k: D.mean_over_ranks(v) for k, v in logs.items()}, grads)

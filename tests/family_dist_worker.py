@@ -4,9 +4,9 @@
 
 Every rank builds its slice of a deterministic global batch (ranks hold different numbers of
 pairs, set images, set captions and caption tokens), runs train.step.forward_losses through a
-DistributedDataParallel-wrapped tiny open_clip SigLIP, CoCa or LoRA-adapted CLIP (float64), backpropagates, and
-saves the rank-averaged logs and the parameter gradients. The test recomputes them in one
-process on the concatenated batch."""
+DistributedDataParallel-wrapped tiny open_clip SigLIP, CoCa or LoRA-adapted CLIP (float64),
+backpropagates, and saves the rank-averaged logs and the parameter gradients. The test
+recomputes them in one process on the concatenated batch."""
 import os
 import sys
 from pathlib import Path

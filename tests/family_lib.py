@@ -37,8 +37,8 @@ def make_case_model(case, dtype=torch.float64):
         from types import SimpleNamespace
 
         from train import lora
-        lora.apply(model, SimpleNamespace(enabled=True, rank=4, alpha=8.0, dropout=0.0, targets=["attn", "mlp"],
-                                          towers=["image", "text"], layers=None))
+        lora.apply(model, SimpleNamespace(enabled=True, rank=4, alpha=8.0, dropout=0.0,
+                                          targets=["attn", "mlp"], towers=["image", "text"], layers=None))
         g = torch.Generator().manual_seed(5)
         with torch.no_grad():
             for n, p in model.named_parameters():
@@ -89,7 +89,8 @@ def global_batch(case, tokenizer, dtype=torch.float64):
         q["img_set"], q["cap_set"] = q["img_set"] + n_set, q["cap_set"] + n_set
         q["img_cap"] = q["img_cap"] + n_cap
         q["cap_img"] = torch.where(q["cap_img"] >= 0, q["cap_img"] + n_img, q["cap_img"])
-        n_img, n_cap, n_set = n_img + len(q["img_set"]), n_cap + len(q["cap_set"]), int(q["cap_set"].max()) + 1
+        n_img, n_cap = n_img + len(q["img_set"]), n_cap + len(q["cap_set"])
+        n_set = int(q["cap_set"].max()) + 1
         for k, v in q.items():
             s.setdefault(k, []).append(v)
     out["sets"] = {k: torch.cat(v) for k, v in s.items()}

@@ -66,8 +66,8 @@ def main():
     if ckpt == "1":
         model.set_grad_checkpointing(True)
     if use_lora == "1":
-        lora.apply(model, SimpleNamespace(enabled=True, rank=8, alpha=16.0, dropout=0.0, targets=["attn", "mlp"],
-                                          towers=["image", "text"], layers=None))
+        lora.apply(model, SimpleNamespace(enabled=True, rank=8, alpha=16.0, dropout=0.0,
+                                          targets=["attn", "mlp"], towers=["image", "text"], layers=None))
     opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-4, fused=True)
     cfg = LossConfig()
     with PeakTracker():

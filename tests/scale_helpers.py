@@ -112,8 +112,9 @@ def start_trainer(overrides, log_dir, env=None):
     e.update(env or {})
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([sys.executable, "-c", RUNNER, *overrides], cwd=ROOT, env=e, start_new_session=True,
-                            stdout=open(log_dir / "stdout.txt", "w"), stderr=open(log_dir / "stderr.txt", "w"))
+    return subprocess.Popen([sys.executable, "-c", RUNNER, *overrides], cwd=ROOT, env=e,
+                            start_new_session=True, stdout=open(log_dir / "stdout.txt", "w"),
+                            stderr=open(log_dir / "stderr.txt", "w"))
 
 
 def start_launch(tmp_path, overrides, log_dir, processes=2, env=None):
@@ -128,7 +129,8 @@ def start_launch(tmp_path, overrides, log_dir, processes=2, env=None):
     cmd = [str(accelerate), "launch", *DDP_ARGS, "--num_processes", str(processes), "--num_machines", "1",
            "--main_process_port", str(_free_port()), str(runner), *overrides]
     return subprocess.Popen(cmd, cwd=ROOT, env=e, start_new_session=True,
-                            stdout=open(log_dir / "stdout.txt", "w"), stderr=open(log_dir / "stderr.txt", "w"))
+                            stdout=open(log_dir / "stdout.txt", "w"),
+                            stderr=open(log_dir / "stderr.txt", "w"))
 
 
 def logged_steps(run_dir) -> int:

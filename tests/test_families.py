@@ -90,7 +90,8 @@ def test_hn_sigmoid_equals_brute_force(pool, mask):
     i2t, t2i = hn_sigmoid_loss(Iq, Tq, Iq, Tq, tau, bias, idx, pool=pool, mask_duplicates=mask, **kw)
     r_i2t, r_t2i = FL.ref_hn_sigmoid(Iq, Tq, _as_ref_sets(idx), 7.0, -3.0, pool, mask, PI, PT)
     assert abs(float(i2t) - r_i2t) < 1e-12 and abs(float(t2i) - r_t2i) < 1e-12
-    if mask and pool != "set":   # duplicates occur across sets (never within one), so masking changed something
+    # duplicates occur across sets (never within one), so masking changed something
+    if mask and pool != "set":
         j2t, _ = hn_sigmoid_loss(Iq, Tq, Iq, Tq, tau, bias, idx, pool=pool, mask_duplicates=False, **kw)
         assert abs(float(j2t) - float(i2t)) > 1e-6
 
@@ -115,7 +116,8 @@ def _reference_step(family, model, batch, cfg):
             pi, pt, tau = out["image_features"], out["text_features"], float(out["logit_scale"])
         else:
             pi, pt, tau = out[0], out[1], float(out[2])
-        si, sc = model.encode_image(s["images"], normalize=True), model.encode_text(s["tokens"], normalize=True)
+        si = model.encode_image(s["images"], normalize=True)
+        sc = model.encode_text(s["tokens"], normalize=True)
     from train.losses import SetIndex
     idx = SetIndex(*(s[k] for k in ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key")))
     ref_sets = _as_ref_sets(idx)
@@ -145,7 +147,8 @@ def test_whole_step_equals_reference(tiny, case):
     total, logs = forward_losses(model, batch, cfg)
     ref_total, ref_pair, ref_i2t, ref_t2i = _reference_step(family, model, batch, cfg)
     assert abs(float(logs["loss/clip"]) - ref_pair) < 1e-10
-    assert abs(float(logs["loss/hn_i2t"]) - ref_i2t) < 1e-10 and abs(float(logs["loss/hn_t2i"]) - ref_t2i) < 1e-10
+    assert abs(float(logs["loss/hn_i2t"]) - ref_i2t) < 1e-10
+    assert abs(float(logs["loss/hn_t2i"]) - ref_t2i) < 1e-10
     assert abs(float(total) - ref_total) < 1e-10
     assert ("loss/caption" in logs) == (family == "coca")
 
@@ -164,14 +167,16 @@ def test_softmax_hard_negatives_ignore_the_bias_and_sigmoid_ones_do_not(tiny):
     a, b = runs[-10.0]["softmax"], runs[0.0]["softmax"]
     assert abs(float(a["loss/hn_i2t"]) - float(b["loss/hn_i2t"])) < 1e-12
     assert abs(float(a["loss/clip"]) - float(b["loss/clip"])) > 1e-3      # the pair loss uses the bias
-    assert abs(float(runs[-10.0]["sigmoid"]["loss/hn_i2t"]) - float(runs[0.0]["sigmoid"]["loss/hn_i2t"])) > 1e-3
+    a, b = runs[-10.0]["sigmoid"], runs[0.0]["sigmoid"]
+    assert abs(float(a["loss/hn_i2t"]) - float(b["loss/hn_i2t"])) > 1e-3
 
 
 def test_feature_cached_accumulation_refuses_other_families(tiny):
     model, tok = tiny["siglip"]
     batch = FL.global_batch("siglip_softmax", tok)
     n = batch["pairs"]["images"].shape[0]
-    stand_in = CachedFeatures(model, torch.zeros(n, 128), torch.zeros(n, 128), torch.arange(n), torch.arange(n), True)
+    stand_in = CachedFeatures(model, torch.zeros(n, 128), torch.zeros(n, 128),
+                              torch.arange(n), torch.arange(n), True)
     with pytest.raises(ValueError, match="optim.accum_steps=1"):
         forward_losses(stand_in, {"pairs": batch["pairs"]}, FL.loss_cfg("siglip_softmax"))
 

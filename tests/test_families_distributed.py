@@ -1,6 +1,7 @@
-"""Tiny SigLIP, CoCa and a LoRA-adapted CLIP on two processes (torchrun, gloo, DDP, float64) give the same losses
-and parameter gradients as one process on the concatenated global batch; ranks hold
-different numbers of pairs, set items and caption tokens, so the count weighting is exercised."""
+"""Tiny SigLIP, CoCa and a LoRA-adapted CLIP on two processes (torchrun, gloo, DDP, float64) give
+the same losses and parameter gradients as one process on the concatenated global batch; ranks
+hold different numbers of pairs, set items and caption tokens, so the count weighting is
+exercised."""
 import os
 import subprocess
 import sys
@@ -46,7 +47,8 @@ def test_ranks_really_are_uneven():
 def test_two_processes_equal_one_process(two_ranks, case):
     model, tok = FL.make_case_model(case)
     logs, grads = run_case(model, FL.global_batch(case, tok), case)
-    keys = ["loss/total", "loss/clip", "loss/hn_i2t", "loss/hn_t2i"] + (["loss/caption"] if case == "coca" else [])
+    keys = ["loss/total", "loss/clip", "loss/hn_i2t", "loss/hn_t2i"]
+    keys += ["loss/caption"] if case == "coca" else []
     for r in range(2):
         rank_logs, rank_grads = torch.load(two_ranks / f"{case}_rank{r}.pt")
         for k in keys:

@@ -62,7 +62,8 @@ def test_adapters_start_at_base_and_merged_export_loads_in_plain_open_clip(tmp_p
     model, tok = FL.make_model("clip", torch.float32)
     images = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     tokens = tok(["a red cube", "two dogs on the left", "there is no cat"])
-    for p in model.parameters():   # frozen as apply() leaves it (torch's attention picks its kernel by requires_grad)
+    # frozen as apply() leaves it (torch's attention picks its kernel by requires_grad)
+    for p in model.parameters():
         p.requires_grad_(False)
     base = _embed(model, images, tokens)
     lora.apply(model, cfg())
@@ -86,9 +87,11 @@ def test_adapters_start_at_base_and_merged_export_loads_in_plain_open_clip(tmp_p
             f"{str(tmp_path / 'final' / 'open_clip_pytorch_model.bin')!r})\n"
             f"x = torch.load({str(tmp_path / 'inputs.pt')!r})\n"
             f"with torch.no_grad():\n"
-            f"    torch.save((m.encode_image(x['images'], normalize=True), m.encode_text(x['tokens'], normalize=True)),"
+            f"    torch.save((m.encode_image(x['images'], normalize=True),"
+            f" m.encode_text(x['tokens'], normalize=True)),"
             f" {str(tmp_path / 'out.pt')!r})\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     reloaded = torch.load(tmp_path / "out.pt")
     for a, b in zip(adapted, reloaded):
@@ -111,7 +114,8 @@ def test_lora_run_checkpoints_adapters_only_and_resumes_exactly(tiny_data, tmp_p
     assert losses[6] != losses[1]   # the adapters did train
     state = ckpt.load(ckpt.latest(run))["model"]
     n_adapter = 2 * 4 * 4   # (A, B) x 4 adapted weights per block x 4 blocks
-    assert len(state) == n_adapter + 1 and all(k.endswith((".A", ".B")) for k in state if not k.startswith("__"))
+    assert len(state) == n_adapter + 1
+    assert all(k.endswith((".A", ".B")) for k in state if not k.startswith("__"))
     # the export holds merged plain weights under open_clip's own names
     final = torch.load(run / "final" / "open_clip_pytorch_model.bin", weights_only=True)
     assert not any("parametrizations" in k for k in final)

@@ -24,7 +24,8 @@ def test_diagnostics_known_answers():
     # if other sets leaked into the in-set diagnostics.
     txt_emb = torch.tensor([_unit(0), _unit(90), _unit(180), _unit(90), _unit(0)], dtype=torch.float64)
     img_emb = torch.tensor([_unit(0), _unit(10), _unit(90)], dtype=torch.float64)
-    idx = SetIndex(img_set=torch.tensor([0, 0, 1]), img_cap=torch.tensor([0, 1, 3]), img_key=torch.tensor([0, 1, 2]),
+    idx = SetIndex(img_set=torch.tensor([0, 0, 1]), img_cap=torch.tensor([0, 1, 3]),
+                   img_key=torch.tensor([0, 1, 2]),
                    cap_set=torch.tensor([0, 0, 0, 1, 1]), cap_img=torch.tensor([0, 1, -1, 2, -1]),
                    cap_key=torch.tensor([0, 1, 2, 3, 4]))
     check_set_index(idx)
@@ -69,7 +70,8 @@ def test_non_finite_features_are_named():
     idx, ir, cr = flatten(sets)
     i, t = img_emb[ir].clone(), txt_emb[cr].clone()
     t[2, 1] = float("inf")
-    with pytest.raises(NonFiniteFeatures, match=r"non-finite set_text_features .* 1 of 17 rows .*first row 2"):
+    with pytest.raises(NonFiniteFeatures,
+                       match=r"non-finite set_text_features .* 1 of 17 rows .*first row 2"):
         hn_loss(i, t, i, t, 5.0, idx)
     i[0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="non-finite image_features"):
@@ -95,7 +97,8 @@ def _stream(n, seed):
         with_img = sorted(rng.choice(k, n_img, replace=False).tolist())
         yield {"sid": sid, "images": [torch.full((2,), float(sid * 100 + j)) for j in range(n_img)],
                "captions": [f"set {sid} caption {c}" for c in range(k)], "image_caption": with_img,
-               "img_keys": [sid * 100 + j for j in range(n_img)], "cap_keys": [sid * 100 + c for c in range(k)],
+               "img_keys": [sid * 100 + j for j in range(n_img)],
+               "cap_keys": [sid * 100 + c for c in range(k)],
                "subset": "count"}
 
 
@@ -117,7 +120,8 @@ def test_a_set_is_never_split_across_steps(n_items, lookahead):
             orig_pairs = {(k, c) for k, c in zip(o["img_keys"], o["image_caption"])}
             assert {(k, c) for k, c in zip(s["img_keys"], s["image_caption"])} <= orig_pairs
         batch = collate_sets(step, tokenizer=lambda caps: torch.zeros(len(caps), 3, dtype=torch.long))
-        idx = SetIndex(*(batch[k] for k in ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key")))
+        fields = ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key")
+        idx = SetIndex(*(batch[k] for k in fields))
         check_set_index(idx)             # the collated step is a valid loss input
         # every collated set is exactly one source set: its caption keys all come from it
         for sid in idx.cap_set.unique().tolist():

@@ -92,7 +92,8 @@ def test_clip_gradcheck_and_brute_force():
     t = torch.randn(5, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     scale = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda i, t, s: clip_loss(i[2:], t[2:], i, t, s, 2), (i, t, scale))
-    i_n, t_n = torch.nn.functional.normalize(i.detach(), dim=1), torch.nn.functional.normalize(t.detach(), dim=1)
+    i_n = torch.nn.functional.normalize(i.detach(), dim=1)
+    t_n = torch.nn.functional.normalize(t.detach(), dim=1)
     assert abs(float(clip_loss(i_n, t_n, i_n, t_n, 2.5)) - ref_clip(i_n, t_n, 2.5)) < 1e-12
 
 
@@ -111,7 +112,8 @@ def _batch(gen, n_pairs=6, n_sets=4, dim=8, dtype=torch.float64):
     idx, ir, cr = flatten(sets)
     pi = torch.nn.functional.normalize(torch.randn(n_pairs, dim, generator=gen, dtype=dtype), dim=1)
     pt = torch.nn.functional.normalize(torch.randn(n_pairs, dim, generator=gen, dtype=dtype), dim=1)
-    s = {"images": img_emb[ir], "tokens": txt_emb[cr], "img_set": idx.img_set, "img_cap": idx.img_cap, "img_key": idx.img_key,
+    s = {"images": img_emb[ir], "tokens": txt_emb[cr],
+         "img_set": idx.img_set, "img_cap": idx.img_cap, "img_key": idx.img_key,
          "cap_set": idx.cap_set, "cap_img": idx.cap_img, "cap_key": idx.cap_key}
     return {"pairs": {"images": pi, "tokens": pt}, "sets": s}
 
@@ -134,7 +136,8 @@ def test_sets_in_clip_loss_is_open_clip_on_the_extended_batch():
     gen = torch.Generator().manual_seed(8)
     batch = _batch(gen)
     scale = torch.tensor(1 / 0.07, dtype=torch.float64)
-    total, _ = forward_losses(FeatureModel(scale), batch, replace(LossConfig(), hn_weight=0.0, sets_in_clip_loss=True))
+    total, _ = forward_losses(FeatureModel(scale), batch,
+                              replace(LossConfig(), hn_weight=0.0, sets_in_clip_loss=True))
     s = batch["sets"]
     imgs = torch.cat([batch["pairs"]["images"], s["images"]])
     caps = torch.cat([batch["pairs"]["tokens"], s["tokens"][s["img_cap"]]])

@@ -61,7 +61,8 @@ def test_wheel_ships_configs_and_every_console_script(installed):
 def test_installed_train_runs_one_debug_step_from_an_empty_dir(installed, tiny_data):
     env, cwd = isolated(installed)
     probe = subprocess.run([sys.executable, "-c", "import json, sys, train; print(train.__file__); "
-                            "print(json.dumps(sys.path))"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+                            "print(json.dumps(sys.path))"],
+                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     where, path = probe.stdout.splitlines()[:2]
     assert Path(where).is_relative_to(installed), where
     # the venv (which lives in the checkout here) serves the dependencies; no source folder is on the path
@@ -76,7 +77,8 @@ def test_installed_train_runs_one_debug_step_from_an_empty_dir(installed, tiny_d
     assert r.returncode == 0, r.stderr[-3000:]
     run = cwd / "outputs" / "debug_one_step"     # run_dir is relative to where the user stands
     assert (run / "config.yaml").is_file()
-    assert (run / "final" / "hnclip-tiny.json").is_file() and (run / "final" / "open_clip_pytorch_model.bin").is_file()
+    assert (run / "final" / "hnclip-tiny.json").is_file()
+    assert (run / "final" / "open_clip_pytorch_model.bin").is_file()
     # and the evaluation commands find their eval configs inside the package
     r = subprocess.run([sys.executable, "-c", "from train.eval.load import eval_config; "
                         "print(eval_config('full').benchmarks)"],

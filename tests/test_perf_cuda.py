@@ -29,7 +29,8 @@ TAU = 7.0
 
 
 def _to(idx: SetIndex, dev) -> SetIndex:
-    return SetIndex(*(getattr(idx, f).to(dev) for f in ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key")))
+    fields = ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key")
+    return SetIndex(*(getattr(idx, f).to(dev) for f in fields))
 
 
 @pytest.mark.parametrize("pool", POOLS)
@@ -124,7 +125,8 @@ def test_the_step_never_waits_for_the_device():
         torch.cuda.set_sync_debug_mode("error")
     try:
         with trusted_inputs(), text_trim.chunked(plan):
-            loss, logs = forward_losses(model, batch, replace(LossConfig(), hn_negatives="step+pairs"), DEVICE)
+            loss, logs = forward_losses(model, batch, replace(LossConfig(), hn_negatives="step+pairs"),
+                                        DEVICE)
             loss.backward()
     finally:
         if ON_CUDA:

@@ -53,8 +53,9 @@ def test_unknown_transform_step_is_refused_by_name():
 def _loader_steps(data, preprocess, tokenizer, start, n):
     from train.data import shards as S
     from train.data.steps import StepSpec, StreamSpec, make_loader
-    spec = StepSpec(StreamSpec([S.expand(f"{data}/pairs/pairs-{{000000..000007}}.tar")], [1.0], shuffle_buffer=16),
-                    StreamSpec([S.expand(f"{data}/sets/sets-{{000000..000007}}.tar")], [1.0], shuffle_buffer=4),
+    pairs = StreamSpec([S.expand(f"{data}/pairs/pairs-{{000000..000007}}.tar")], [1.0], shuffle_buffer=16)
+    sets = StreamSpec([S.expand(f"{data}/sets/sets-{{000000..000007}}.tar")], [1.0], shuffle_buffer=4)
+    spec = StepSpec(pairs, sets,
                     pairs_per_step=8, set_items_per_step=6, seed=1)
     return list(itertools.islice(iter(make_loader(spec, preprocess, tokenizer, 0, start)), n))
 

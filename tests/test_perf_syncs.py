@@ -97,8 +97,8 @@ def test_a_step_reads_the_device_at_most_twice(tiny_data, tmp_path, monkeypatch,
     # step 1 prints its losses (a logging interval); steps 2.. are plain steps: one read of
     # the flags and one of the logged scalars
     assert counts[1:] == [2] * (STEPS - 1), (counts, dict(where))
-    rows = [r for r in map(__import__("json").loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
-            if "loss/total" in r]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    rows = [r for r in map(__import__("json").loads, lines) if "loss/total" in r]
     assert len(rows) == STEPS and all(r["step_skipped"] == 0 for r in rows)
     assert all(r["hn/acc_i2t"] == r["hn/acc_i2t"] for r in rows)  # diagnostics logged (not NaN)
     # the text tower ran in length-sorted runs (without accumulation), inside the same budget
@@ -113,7 +113,8 @@ def test_the_loader_checks_the_set_index_the_step_trusts():
             "img_keys": [1, 2], "cap_keys": [3, 4], "subset": "s"}
     out = collate_sets([good], tok)
     assert out["n_sets"] == 1 and out["text_len"] == 1
-    lonely = dict(good, images=good["images"][:1], captions=["a"], image_caption=[0], img_keys=[1], cap_keys=[3])
+    lonely = dict(good, images=good["images"][:1], captions=["a"], image_caption=[0], img_keys=[1],
+                  cap_keys=[3])
     with pytest.raises(ValueError, match="has 1 caption"):
         collate_sets([good, lonely], tok)
 

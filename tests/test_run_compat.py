@@ -14,7 +14,8 @@ from train.config import validate
 
 
 def snapshot(run):
-    return {str(p.relative_to(run)): (p.read_bytes() if p.is_file() else None) for p in sorted(run.rglob("*"))}
+    return {str(p.relative_to(run)): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(run.rglob("*"))}
 
 
 def train(run, data, *extra):
@@ -65,9 +66,10 @@ def test_differences_split_blocking_from_allowed():
                                                                "eval.every_steps=7", "checkpoint.keep_last=5",
                                                                "run_name=renamed", "run_dir=outputs/default"))
     assert blocking == []
-    assert [k for k, _, _ in allowed] == ["checkpoint.keep_last", "data.workers", "eval.every_steps", "optim.steps",
-                                          "run_name"]
-    for override, key in (("model.precision=bf16", "model.precision"), ("optim.warmup_steps=3", "optim.warmup_steps"),
+    assert [k for k, _, _ in allowed] == ["checkpoint.keep_last", "data.workers", "eval.every_steps",
+                                          "optim.steps", "run_name"]
+    for override, key in (("model.precision=bf16", "model.precision"),
+                          ("optim.warmup_steps=3", "optim.warmup_steps"),
                           ("data.pairs_per_step=8", "data.pairs_per_step"), ("seed=4", "seed"),
                           ("loss.hn_negatives=set", "loss.hn_negatives"),
                           ("data.pairs.0.urls='/elsewhere/{0..3}.tar'", "data.pairs.0.urls")):
@@ -97,7 +99,8 @@ def test_a_key_missing_from_an_older_config_counts_as_its_default():
     del saved["data"]["decode"]                # default "pil", not null
     assert run_compat.differences(saved, cfg_dict()) == ([], [])
     # but a non-default value for a key the old run did not have is a change
-    assert [k for k, _, _ in run_compat.differences(saved, cfg_dict("data.decode=tensor"))[0]] == ["data.decode"]
+    changed = run_compat.differences(saved, cfg_dict("data.decode=tensor"))[0]
+    assert [k for k, _, _ in changed] == ["data.decode"]
 
 
 def test_no_check_without_a_checkpoint_or_with_resume_off(tmp_path):

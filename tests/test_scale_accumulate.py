@@ -66,7 +66,8 @@ def test_two_micro_batches_equal_one_big_batch(pool):
         loss.backward()
         losses.append(loss.item())
     acc = grads(model)
-    assert all(abs(pass_loss - big_loss.item()) < 1e-5 for pass_loss in losses)  # each pass: the big-batch loss
+    # each pass: the big-batch loss
+    assert all(abs(pass_loss - big_loss.item()) < 1e-5 for pass_loss in losses)
     assert acc.keys() == big.keys()
     for n in big:
         assert torch.allclose(acc[n], big[n], rtol=1e-4, atol=1e-6), (n, (acc[n] - big[n]).abs().max())

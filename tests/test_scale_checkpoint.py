@@ -46,7 +46,8 @@ def test_leftovers_of_a_killed_save_are_removed(tmp_path):
     (wreck / "trainer.pt").write_bytes(b"PK\x03\x04 half")
     old = tmp_path / "checkpoints" / ".old-step-0000002"
     old.mkdir()
-    assert sorted(p.name for p in ckpt.remove_leftovers(tmp_path)) == [".old-step-0000002", ".tmp-step-0000004"]
+    removed = sorted(p.name for p in ckpt.remove_leftovers(tmp_path))
+    assert removed == [".old-step-0000002", ".tmp-step-0000004"]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-0000002"]
 
 

@@ -21,7 +21,8 @@ HAVE_DEEPSPEED = all(importlib.util.find_spec(m) for m in ("deepspeed", "transfo
 def test_accelerate_configs_parse():
     from accelerate.commands.config.config_args import load_config_from_file
     names = {p.stem for p in CONFIGS}
-    assert {"1gpu", "1node_8gpu", "multi_node", "deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero3"} <= names
+    assert {"1gpu", "1node_8gpu", "multi_node",
+            "deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero3"} <= names
     for path in CONFIGS:
         c = load_config_from_file(str(path))  # unknown keys raise here
         # bf16 and compile are the trainer's switches (model.precision, model.compile)
@@ -59,7 +60,8 @@ def test_zero3_trains_evaluates_exports_on_two_cpu_processes(tiny_data, tmp_path
     run = tmp_path / "run"
     over = tiny_overrides(tiny_data, run, steps=3, **{"checkpoint.every_steps": 2, "eval.every_steps": 2,
                                                       "eval.benchmarks": "[spec]", "deterministic": "false"})
-    r = launch_trainer(tmp_path, over, launch_args=("--config_file", "launch/accelerate/deepspeed_zero3.yaml"))
+    r = launch_trainer(tmp_path, over,
+                       launch_args=("--config_file", "launch/accelerate/deepspeed_zero3.yaml"))
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
     rows = metric_rows(run)
     losses = [x["loss/total"] for x in rows if "loss/total" in x]

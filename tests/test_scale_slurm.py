@@ -192,8 +192,9 @@ def test_preemption_by_higher_priority_partition_with_workers(tiny_data, workers
     urgent = None
     try:
         wait_for(lambda: trained(run) >= 3, 240, "the third step")
-        urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", f"--cpus-per-task={cpus}", "--mem=200M",
-                                 f"--output={tmp_path / 'urgent.out'}", "--wrap", "echo urgent ran"],
+        urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", f"--cpus-per-task={cpus}",
+                                 "--mem=200M", f"--output={tmp_path / 'urgent.out'}",
+                                 "--wrap", "echo urgent ran"],
                                 capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
         wait_for(lambda: job_state(urgent) == "COMPLETED", 240, "the urgent job")
         wait_for(lambda: finished(job), 400, "the preempted job to finish")

@@ -77,7 +77,8 @@ def test_skip_counters_per_step_summed_over_ranks(tiny_data, tmp_path):
         got = {k[len("data/"):]: v for k, v in row.items() if k.startswith("data/")}
         assert got == dict(w), (row["step"], got, w)
         total.update(w)
-        assert {k[len("data_total/"):]: v for k, v in row.items() if k.startswith("data_total/")} == dict(total)
+        logged = {k[len("data_total/"):]: v for k, v in row.items() if k.startswith("data_total/")}
+        assert logged == dict(total)
 
 
 # -- a full disk during a save ----------------------------------------------------------
@@ -87,7 +88,8 @@ def small_disk(tmp_path):
         pytest.skip("mounting a small tmpfs needs root")
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=130m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=130m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
@@ -177,9 +179,10 @@ def test_wandb_writes_nothing_outside_the_run_dir(tiny_data, tmp_path):
     home.mkdir()
     run = tmp_path / "run"
     env = {"HOME": str(home), "XDG_CACHE_HOME": "", "XDG_CONFIG_HOME": "", "XDG_DATA_HOME": ""}
-    env.update({k: "" for k in os.environ if k.startswith("WANDB_") and k not in ("WANDB_MODE", "WANDB_SILENT")})
-    r = run_trainer(tiny_overrides(tiny_data, run, steps=2, **{"logger.wandb": "true", "run_name": "survival-name"}),
-                    env=env)
+    env.update({k: "" for k in os.environ
+                if k.startswith("WANDB_") and k not in ("WANDB_MODE", "WANDB_SILENT")})
+    over = tiny_overrides(tiny_data, run, steps=2, **{"logger.wandb": "true", "run_name": "survival-name"})
+    r = run_trainer(over, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
     runs = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
