@@ -73,6 +73,16 @@ def read_json(path, kind):
         raise ValueError(f"{kind}: {path} is not valid JSON ({e})") from None
 
 
+def subtask_files(root, subtasks, known, kind):
+    """-> [(name, path)]: the sub-tasks asked for, or every known one whose <name>.json is under
+    root (the releases ship one JSON per sub-task); none found is an error naming the folder."""
+    root = Path(root)
+    names = list(subtasks or [s for s in known if (root / f"{s}.json").is_file()])
+    if not names:
+        raise FileNotFoundError(f"{kind}: none of {known} (.json) under {root}")
+    return [(name, root / f"{name}.json") for name in names]
+
+
 def need(rec, keys, where):
     if not isinstance(rec, dict):
         raise ValueError(f"{where}: expected an object with {list(keys)}, got {type(rec).__name__}")

@@ -6,21 +6,17 @@ is the plain mean of the sub-tasks (the average papers report, e.g. 73.0 for Ope
 `limit` takes the first N items of every sub-task."""
 from pathlib import Path
 
-from .pairwise import Item, ItemEvaluator, need, read_json
+from .pairwise import Item, ItemEvaluator, need, read_json, subtask_files
 from .scoring import first_per_group, macro, pct
 
 SUBTASKS = ("add_att", "add_obj", "replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
 
 def load_sugarcrepe(root, image_root, subtasks=None, path_of=None):
-    root, image_root = Path(root), Path(image_root)
+    image_root = Path(image_root)
     path_of = path_of or (lambda r, rel, where: str(Path(r) / rel))
-    names = list(subtasks or [s for s in SUBTASKS if (root / f"{s}.json").is_file()])
-    if not names:
-        raise FileNotFoundError(f"SugarCrepe: none of {SUBTASKS} (.json) under {root}")
     items = []
-    for name in names:
-        path = root / f"{name}.json"
+    for name, path in subtask_files(root, subtasks, SUBTASKS, "SugarCrepe"):
         data = read_json(path, "SugarCrepe")
         if not isinstance(data, dict):
             raise ValueError(f"SugarCrepe: {path} must map idx -> {{filename, caption, negative_caption}}")

@@ -12,21 +12,16 @@ import torch
 
 from .base import Evaluator
 from .encode import encode_images, encode_texts
-from .pairwise import need, read_json
+from .pairwise import need, read_json, subtask_files
 from .scoring import macro, pct, scores_of, top1
 
 SUBTASKS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
 
 
 def load_sugarcrepe_pp(root, image_root, subtasks=None, path_of=None):
-    root = Path(root)
     path_of = path_of or (lambda r, rel, where: str(Path(r) / rel))
-    names = list(subtasks or [s for s in SUBTASKS if (root / f"{s}.json").is_file()])
-    if not names:
-        raise FileNotFoundError(f"SugarCrepe++: none of {SUBTASKS} (.json) under {root}")
     items = []
-    for name in names:
-        path = root / f"{name}.json"
+    for name, path in subtask_files(root, subtasks, SUBTASKS, "SugarCrepe++"):
         data = read_json(path, "SugarCrepe++")
         if not isinstance(data, list):
             raise ValueError(f"SugarCrepe++: {path} must be a list of {{filename, caption, caption2, "
