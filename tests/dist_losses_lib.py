@@ -106,3 +106,21 @@ def ref_clip(img_emb, txt_emb, tau):
         total = total - math.log(float(pos / sum(_s(img_emb[q], txt_emb[k], tau) for k in range(n))))
         total = total - math.log(float(pos / sum(_s(img_emb[k], txt_emb[q], tau) for k in range(n))))
     return total / (2 * n)
+
+
+def concat_rank_batches(parts):
+    """Every rank's batch concatenated into what one process sees, set and item indices
+    renumbered past the ranks before it."""
+    out = {"pairs": {k: torch.cat([p["pairs"][k] for p in parts]) for k in ("images", "tokens")}}
+    s, n_img, n_cap, n_set = {}, 0, 0, 0
+    for p in parts:
+        q = dict(p["sets"])
+        q["img_set"], q["cap_set"] = q["img_set"] + n_set, q["cap_set"] + n_set
+        q["img_cap"] = q["img_cap"] + n_cap
+        q["cap_img"] = torch.where(q["cap_img"] >= 0, q["cap_img"] + n_img, q["cap_img"])
+        n_img, n_cap = n_img + len(q["img_set"]), n_cap + len(q["cap_set"])
+        n_set = int(q["cap_set"].max()) + 1
+        for k, v in q.items():
+            s.setdefault(k, []).append(v)
+    out["sets"] = {k: torch.cat(v) for k, v in s.items()}
+    return out

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dist_losses_lib import concat_rank_batches  # noqa: E402
 from train import distributed as D  # noqa: E402
 from train.config import LossConfig  # noqa: E402
 from train.losses import NonFiniteFeatures  # noqa: E402
@@ -92,19 +93,7 @@ def rank_batch(case, r, dtype):
 def global_batch(case, dtype):
     """The concatenation of every rank's slice, indices renumbered (what one process sees)."""
     parts = [rank_batch(case, r, dtype) for r in range(len(CASES[case][2]))]
-    out = {"pairs": {k: torch.cat([p["pairs"][k] for p in parts]) for k in ("images", "tokens")}}
-    s, n_img, n_cap, n_set = {}, 0, 0, 0
-    for p in parts:
-        q = dict(p["sets"])
-        q["img_set"], q["cap_set"] = q["img_set"] + n_set, q["cap_set"] + n_set
-        q["img_cap"] = q["img_cap"] + n_cap
-        q["cap_img"] = torch.where(q["cap_img"] >= 0, q["cap_img"] + n_img, q["cap_img"])
-        n_img, n_cap = n_img + len(q["img_set"]), n_cap + len(q["cap_set"])
-        n_set = int(q["cap_set"].max()) + 1
-        for k, v in q.items():
-            s.setdefault(k, []).append(v)
-    out["sets"] = {k: torch.cat(v) for k, v in s.items()}
-    return out
+    return concat_rank_batches(parts)
 
 
 def loss_cfg(case):

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from dist_losses_lib import concat_rank_batches
 from train import models
 from train.config import LossConfig
 
@@ -82,19 +83,7 @@ def rank_batch(case, r, tokenizer, dtype=torch.float64):
 def global_batch(case, tokenizer, dtype=torch.float64):
     """The concatenation of every rank's slice, indices renumbered (what one process sees)."""
     parts = [rank_batch(case, r, tokenizer, dtype) for r in range(len(CASES[case][2]))]
-    out = {"pairs": {k: torch.cat([p["pairs"][k] for p in parts]) for k in ("images", "tokens")}}
-    s, n_img, n_cap, n_set = {}, 0, 0, 0
-    for p in parts:
-        q = dict(p["sets"])
-        q["img_set"], q["cap_set"] = q["img_set"] + n_set, q["cap_set"] + n_set
-        q["img_cap"] = q["img_cap"] + n_cap
-        q["cap_img"] = torch.where(q["cap_img"] >= 0, q["cap_img"] + n_img, q["cap_img"])
-        n_img, n_cap = n_img + len(q["img_set"]), n_cap + len(q["cap_set"])
-        n_set = int(q["cap_set"].max()) + 1
-        for k, v in q.items():
-            s.setdefault(k, []).append(v)
-    out["sets"] = {k: torch.cat(v) for k, v in s.items()}
-    return out
+    return concat_rank_batches(parts)
 
 
 def loss_cfg(case):
