@@ -28,6 +28,9 @@ LAMBDA=${LAMBDA:-1.0}
 PAIRS_PER_STEP=${PAIRS_PER_STEP:-48}
 SET_ITEMS_PER_STEP=${SET_ITEMS_PER_STEP:-64}
 PRECISION=${PRECISION:-bf16}
+KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-0}
+# checkpoint overrides of a stage of S steps: N evenly spaced, all kept (nothing when N is 0)
+keep_every() { [ "$KEEP_CHECKPOINTS" -gt 0 ] && echo "checkpoint.every_steps=$(( $1 / KEEP_CHECKPOINTS )) checkpoint.keep_last=100000"; true; }
 # tiny models do not profit from a second thread while a data worker shares the two cores
 export OMP_NUM_THREADS=${THREADS:-1} WANDB_MODE=disabled PYTHONUNBUFFERED=1
 [ "${FRESH:-0}" = 1 ] && rm -rf "$OUT"
@@ -45,7 +48,7 @@ if [ ! -f "$BASE" ]; then
   stamp "pre-training ($PRETRAIN_STEPS steps)"
   $PY -m train.repro.run pretrain --data "$OUT/data" --out "$OUT/pretrain" \
     --steps "$PRETRAIN_STEPS" --lr "$PRETRAIN_LR" --warmup 50 --pairs "$PRETRAIN_PAIRS" \
-    --extra model.precision="$PRECISION"
+    --extra model.precision="$PRECISION" $(keep_every "$PRETRAIN_STEPS")
 fi
 
 # the three fine-tunings (times each seed in SEEDS) are independent: run them side by side,
@@ -58,12 +61,13 @@ for seed in $SEEDS; do
   for v in hn clip both; do
     d=$(run_dir "$v" "$seed")
     [ -f "$d/final/open_clip_pytorch_model.bin" ] && continue
+    keep=""; [ "$seed" = "${SEEDS%% *}" ] && keep=$(keep_every "$FINETUNE_STEPS")
     throttle
     stamp "fine-tuning '$v' seed $seed ($FINETUNE_STEPS steps), log $d.log"
     $PY -m train.repro.run finetune --variant "$v" --init "$BASE" --data "$OUT/data" --out "$d" \
       --steps "$FINETUNE_STEPS" --lr "$FINETUNE_LR" --warmup 30 --lam "$LAMBDA" --seed "$seed" \
       --pairs "$PAIRS_PER_STEP" --set-items "$SET_ITEMS_PER_STEP" \
-      --extra model.precision="$PRECISION" > "$d.log" 2>&1 &
+      --extra model.precision="$PRECISION" $keep > "$d.log" 2>&1 &
   done
 done
 wait
@@ -82,7 +86,8 @@ done; done
 rm -f "$OUT"/scores/*.json
 for j in "${jobs_list[@]}"; do
   throttle
-  $PY -m train.repro.evaluate --weights "${j#*:}" --data "$OUT/data" --out "$OUT/scores/${j%%:*}.json" &
+  $PY -m train.repro.evaluate --weights "${j#*:}" --data "$OUT/data" --out "$OUT/scores/${j%%:*}.json" \
+    --sets-out "$OUT/sets/${j%%:*}.json" &
 done
 wait
 for j in "${jobs_list[@]}"; do

@@ -36,7 +36,10 @@ def mean_se(per_set):
 
 
 @torch.no_grad()
-def spec_scores(model, preprocess, tokenizer, root):
+def spec_scores(model, preprocess, tokenizer, root, per_set_out=None, limit=None):
+    """Aggregates per subset and direction. per_set_out (a dict) receives each set's accuracy
+    under "<subset>/<i2t|t2i>", in the file's order (paired comparisons between models need
+    them); limit keeps each subset's first sets only (cheap repeated evaluation)."""
     root = Path(root)
     subsets = sorted(p.name for p in root.iterdir() if (p / "image2text.json").is_file())
     if not subsets:
@@ -45,6 +48,8 @@ def spec_scores(model, preprocess, tokenizer, root):
     for subset in subsets:
         folder = root / subset
         data = load_subset(folder)
+        if limit:
+            data = limit_sets(data, limit)
         paths = [str(folder / it["query"]) for it in data["image2text"]]
         paths += [str(folder / k) for it in data["text2image"] for k in it["keys"]]
         texts = ([k for it in data["image2text"] for k in it["keys"]]
@@ -61,6 +66,8 @@ def spec_scores(model, preprocess, tokenizer, root):
                 per_set[tuple(it["keys"])].append(strict_top1(scores, it["label"]))
             acc, se = mean_se([sum(v) / len(v) for v in per_set.values()])
             d = "i2t" if direction == "image2text" else "t2i"
+            if per_set_out is not None:
+                per_set_out[f"{subset}/{d}"] = [sum(v) / len(v) for v in per_set.values()]
             out[f"{subset}/{d}"], out[f"{subset}/{d}_se"] = acc, se
             out[f"{subset}/n_sets"] = len(per_set)
     for d in ("i2t", "t2i"):
@@ -69,8 +76,18 @@ def spec_scores(model, preprocess, tokenizer, root):
     return out
 
 
+def limit_sets(data, n):
+    """The first n sets (distinct key lists) of each direction, all of their queries."""
+    out = dict(data)
+    for direction in ("image2text", "text2image"):
+        keep = list(dict.fromkeys(tuple(it["keys"]) for it in data[direction]))[:n]
+        keep = set(keep)
+        out[direction] = [it for it in data[direction] if tuple(it["keys"]) in keep]
+    return out
+
+
 @torch.no_grad()
-def zeroshot_scores(model, preprocess, tokenizer, root):
+def zeroshot_scores(model, preprocess, tokenizer, root, per_item_out=None):
     root = Path(root)
     meta = json.loads((root / "labels.json").read_text())
     classes = meta["classes"]
@@ -81,6 +98,8 @@ def zeroshot_scores(model, preprocess, tokenizer, root):
     img = encode_images(model, preprocess, paths)
     hits = [int((W @ img[p]).argmax()) == classes.index(it["label"]) for p, it in zip(paths, meta["items"])]
     acc = sum(hits) / len(hits)
+    if per_item_out is not None:
+        per_item_out["zeroshot"] = [int(h) for h in hits]
     return {"zeroshot/acc": 100 * acc, "zeroshot/se": 100 * math.sqrt(acc * (1 - acc) / len(hits)),
             "zeroshot/n": len(hits), "zeroshot/chance": 100 / len(classes)}
 
@@ -90,13 +109,19 @@ def main(argv=None):
     ap.add_argument("--weights", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--sets-out", default=None,
+                    help="also write each set's (and zero-shot image's) score here, for paired tests")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     model, preprocess, tokenizer = load_model(args.weights)
-    scores = spec_scores(model, preprocess, tokenizer, Path(args.data) / "spec_heldout")
-    scores.update(zeroshot_scores(model, preprocess, tokenizer, Path(args.data) / "zeroshot"))
+    per_set = {}
+    scores = spec_scores(model, preprocess, tokenizer, Path(args.data) / "spec_heldout", per_set)
+    scores.update(zeroshot_scores(model, preprocess, tokenizer, Path(args.data) / "zeroshot", per_set))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(scores, indent=2))
+    if args.sets_out:
+        Path(args.sets_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.sets_out).write_text(json.dumps(per_set))
     print(f"[repro] {args.weights}: SPEC I2T {scores['mean/i2t']:.1f} T2I {scores['mean/t2i']:.1f} "
           f"zero-shot {scores['zeroshot/acc']:.1f}", flush=True)
 
