@@ -1,11 +1,12 @@
 """Zero-shot classification, top-1, strict (a tie with a wrong class is wrong).
-Data: an image folder ROOT/<class>/*.{jpg,png,...} (class = folder name, '_' read as a space,
-unless `classnames` gives one name a line in sorted-folder order), or a webdataset in
-clip_benchmark's layout: shards of KEY.{jpg,png,webp} + KEY.cls (class index), with
-`classnames` (a file, one a line). Templates: "openai" (CLIP's 80 ImageNet prompts), "simple",
-a list of strings with '{}', or a file of them. `classnames: imagenet` gives open_clip's
-ImageNet-1k names (for a folder of the 1,000 wnid folders in sorted order). The class
-embedding is the normalised mean of its normalised prompt embeddings (CLIP's recipe)."""
+Data: an image folder ROOT/<class>/*.{jpg,png,...}, or a webdataset in clip_benchmark's layout:
+shards of KEY.{jpg,png,webp} + KEY.cls (class index). Class names: `classnames` (a file, one a
+line, in class-index order), or a shipped dataset's names (`dataset`, or `classnames` naming one:
+zeroshot_shipped.py, ImageNet-1k and ELEVATER's sets); for a folder with neither, the folder
+names ('_' read as a space). Templates: "openai" (CLIP's 80 ImageNet prompts), "simple", a list of
+strings with '{}', a file of them, or a shipped dataset's (the default when `dataset` is given).
+`classnames: imagenet` gives open_clip's ImageNet-1k names. The class embedding is the
+normalised mean of its normalised prompt embeddings (CLIP's recipe)."""
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from .base import Evaluator
 from .encode import encode_images, encode_texts
 from .scoring import dual_only, pct, top1
 from .shards import read_samples
+from .zeroshot_shipped import canonical, names as _shipped_names, shipped
 
 
 def templates_from(spec):
@@ -26,8 +28,11 @@ def templates_from(spec):
         return [t("{}") if callable(t) else t for t in named]
     if isinstance(spec, str):
         path = Path(spec)
+        if not path.is_file() and canonical(spec):
+            return list(shipped(spec)[1])
         if not path.is_file():
-            raise FileNotFoundError(f"zero-shot templates {spec!r}: not openai/simple and no such file")
+            raise FileNotFoundError(f"zero-shot templates {spec!r}: not openai/simple, no shipped "
+                                    "dataset of that name and no such file")
         spec = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     spec = list(spec)
     if not spec or any("{}" not in t for t in spec):
@@ -36,24 +41,55 @@ def templates_from(spec):
 
 
 def read_names(path):
-    """A file with one class name a line, or "imagenet" (open_clip's ImageNet-1k class names)."""
+    """A file with one class name a line, "imagenet" (open_clip's ImageNet-1k class names), or
+    the name of a shipped dataset (zeroshot_shipped.py) where no file of that name exists."""
     if path == "imagenet":
         from open_clip import zero_shot_metadata as z
         return list(z.IMAGENET_CLASSNAMES)
     p = Path(path)
+    if not p.is_file() and canonical(path):
+        return list(shipped(path)[0])
     if not p.is_file():
-        raise FileNotFoundError(f"zero-shot classnames file {p} does not exist")
+        raise FileNotFoundError(f"zero-shot classnames file {p} does not exist (nor is it a shipped "
+                                "dataset name)")
     return [line.strip() for line in p.read_text().splitlines() if line.strip()]
 
 
-def load_folder(root, classnames=None):
+def _norm(name):
+    return " ".join(name.replace("_", " ").lower().split())
+
+
+def order_folders(folders, names):
+    """The folders in class-index order, folder k holding class names[k]. By name where every
+    folder ('_' read as a space, any case) is one of the names: a folder of CIFAR-100's
+    `aquarium_fish` then gets its class whatever the sort order; by number where every folder is
+    an integer (Flowers-102's `1` ... `102`, which a string sort would put 1, 10, 100, ...);
+    otherwise sorted by name (ImageNet's wnid folders, EuroSAT's, Caltech-101's)."""
+    wanted = {_norm(n): k for k, n in enumerate(names)}
+    if len(wanted) == len(names) and all(_norm(f.name) in wanted for f in folders):
+        return sorted(folders, key=lambda f: wanted[_norm(f.name)])
+    if all(f.name.isdigit() for f in folders):
+        return sorted(folders, key=lambda f: int(f.name))
+    return sorted(folders)
+
+
+def load_folder(root, classnames=None, names=None):
+    """-> ([(image path, class index)], class names). `names` (a list) or `classnames` (read_names)
+    name the classes; without either the folder names do."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"zero-shot image folder {root} does not exist")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
-    names = read_names(classnames) if classnames else [p.name.replace("_", " ") for p in folders]
-    if len(names) != len(folders):
-        raise ValueError(f"{classnames}: {len(names)} class names for {len(folders)} folders in {root}")
+    if names is None and classnames:
+        names = read_names(classnames)
+    if names is None:
+        names = [p.name.replace("_", " ") for p in folders]
+    else:
+        names = list(names)
+        if len(names) != len(folders):
+            raise ValueError(f"{classnames or 'shipped class names'}: {len(names)} class names for "
+                             f"{len(folders)} folders in {root}")
+        folders = order_folders(folders, names)
     items = [(str(f), c) for c, folder in enumerate(folders) for f in sorted(folder.iterdir())
              if f.suffix.lower().lstrip(".") in IMAGE_EXTS]
     if not items:
@@ -64,19 +100,31 @@ def load_folder(root, classnames=None):
 class ZeroShotEvaluator(Evaluator):
     type_name = "zeroshot"
 
-    def __init__(self, root=None, urls=None, classnames=None, templates="openai", **common):
+    def __init__(self, root=None, urls=None, classnames=None, templates=None, dataset=None, **common):
+        """dataset: a shipped dataset (zeroshot_shipped.names()) whose class names and templates
+        are used where `classnames` / `templates` are not given; templates default to "openai"."""
         super().__init__(**common)
         if (root is None) == (urls is None):
             raise ValueError("zero-shot: give exactly one of root (image folder) or urls (webdataset)")
-        self.templates = templates_from(templates)
+        if dataset is not None and canonical(dataset) is None:
+            raise ValueError(f"zero-shot dataset {dataset!r}: no shipped class names; "
+                             f"shipped: {', '.join(_shipped_names())}")
+        ship_names, ship_templates = shipped(dataset) if dataset is not None else (None, None)
+        self.dataset = canonical(dataset) if dataset is not None else None
+        if templates is None and ship_templates is not None:
+            self.templates = list(ship_templates)
+        else:
+            self.templates = templates_from(templates)
+        given = None if classnames else ship_names
         self.skipped = 0
         if root is not None:
-            self.items, self.names = load_folder(root, classnames)
+            self.items, self.names = load_folder(root, classnames, given)
             self.items = self.items[:self.limit]
         else:
-            if not classnames:
-                raise ValueError("zero-shot webdataset: `classnames` (a file) is required")
-            self.names = read_names(classnames)
+            if not classnames and given is None:
+                raise ValueError("zero-shot webdataset: `classnames` (a file) or a shipped `dataset` "
+                                 "is required")
+            self.names = read_names(classnames) if classnames else list(given)
             samples, self.skipped = read_samples(urls, ("image", "cls"))
             self.items = [(s["image"], int(s["cls"].decode().strip())) for s in samples][:self.limit]
             bad = [c for _, c in self.items if not 0 <= c < len(self.names)]
@@ -106,9 +154,11 @@ class ZeroShotEvaluator(Evaluator):
 
 class ZeroShotSuiteEvaluator(Evaluator):
     """ELEVATER-style zero-shot over a list of classification datasets: `datasets` maps a name
-    to one zero-shot suite's options (root | urls, classnames, templates); the figure is top-1
-    per dataset and `avg/top1`, their plain mean (SPEC reports this average over ELEVATER's
-    nine datasets)."""
+    to one zero-shot suite's options (root | urls, classnames, templates, dataset); the figure is
+    top-1 per dataset and `avg/top1`, their plain mean (SPEC reports this average over ELEVATER's
+    nine datasets). A dataset named as a shipped one (`cifar10`, `imagenet`, ...; see
+    zeroshot_shipped.py) gets the shipped class names and templates wherever its options do not
+    give their own."""
     type_name = "zeroshot_suite"
 
     def __init__(self, datasets, **common):
@@ -118,9 +168,11 @@ class ZeroShotSuiteEvaluator(Evaluator):
                              "templates}")
         self.parts = {}
         for name, opts in datasets.items():
-            unknown = set(opts) - {"root", "urls", "classnames", "templates"}
+            unknown = set(opts) - {"root", "urls", "classnames", "templates", "dataset"}
             if unknown:
                 raise ValueError(f"zeroshot_suite dataset {name!r}: unknown key(s) {sorted(unknown)}")
+            if "dataset" not in opts and canonical(name):
+                opts = {**opts, "dataset": name}
             self.parts[name] = ZeroShotEvaluator(**opts, **common)
 
     def inputs(self):
