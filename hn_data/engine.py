@@ -1,8 +1,8 @@
 """The data engine's command: candidate-set shards for training plus a held-out benchmark in
 the official SPEC layout, parallel over processes, deterministic by seed, resumable.
 
-    python -m hn_data.engine --out data/engine --train-per-subset 1000 --heldout-per-subset 50 \
-        --workers 2 [--backend diffusion --backend-options opts.yaml]
+    python -m hn_data.engine out=data/engine train_per_subset=1000 heldout_per_subset=50 \
+        workers=2 [backend=diffusion backend_options=opts.yaml]
 
 Layout of OUT:
   sets/sets-NNNNNN.tar (+ _stats.json)          training sets, hn_data.set_format, PNG members
@@ -11,19 +11,21 @@ Layout of OUT:
   summary.json, .complete
 
 Determinism: set i of a split is drawn from SeedSequence([seed, split, i, attempt]) alone, so
-the bytes written do not depend on --workers or on which shards a crashed run had finished.
+the bytes written do not depend on `workers` or on which shards a crashed run had finished.
 Resume: a shard exists under its final name only once complete (atomic rename) and is skipped.
 Disjointness: train draws object instances 0,2,4,... and even background seeds; held-out draws
 odd ones - by construction, not by chance."""
-import argparse
 import io
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List
 
 import numpy as np
 from tqdm import tqdm
 
+from .cli import ConfigError, command, setting
 from .concepts import SUBSETS, build
 from .set_format import TarWriter, write_set
 from .spec_layout import write_spec
@@ -199,7 +201,7 @@ def run(cfg: Config, out, train_per_subset, heldout_per_subset, train_shards=8, 
 
 
 def load_options(text):
-    """--backend-options: a JSON string, or a .json/.yaml file path."""
+    """backend_options: a JSON string, or a .json/.yaml file path."""
     if not text:
         return {}
     p = Path(text)
@@ -209,39 +211,61 @@ def load_options(text):
     return json.loads(p.read_text() if p.exists() else text)
 
 
-def add_engine_args(ap):
-    ap.add_argument("--backend", default="procedural", choices=["procedural", "diffusion"])
-    ap.add_argument("--backend-options", default="",
-                    help="JSON or a .json/.yaml file (diffusion: model paths)")
-    ap.add_argument("--size", type=int, default=64, help="image side in pixels")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--subsets", default=",".join(SUBSETS), help="comma-separated subset names")
-    ap.add_argument("--instances-per-class", type=int, default=64,
-                    help="object instances per class and split")
-    ap.add_argument("--workers", type=int, default=1, help="processes (each loads its own backend)")
+BACKENDS = ("procedural", "diffusion")
 
 
-def config_from_args(args) -> Config:
-    return Config(args.backend, load_options(args.backend_options), args.size, args.seed,
-                  args.subsets.split(","), args.instances_per_class)
+@dataclass
+class EngineKeys:
+    """The keys that say how sets are made (shared by engine, preview and bench_engine)."""
+    backend: str = setting("procedural", "procedural | diffusion")
+    backend_options: str = setting("", "JSON, or a .json/.yaml file (diffusion: model paths)")
+    size: int = setting(64, "image side in pixels")
+    seed: int = setting(0, "every set is drawn from (seed, split, index) alone")
+    subsets: List[str] = setting(list(SUBSETS), "subset names")
+    instances_per_class: int = setting(64, "object instances per class and split")
+    workers: int = setting(1, "processes (each loads its own backend)")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--train-per-subset", type=int, default=100)
-    ap.add_argument("--heldout-per-subset", type=int, default=20)
-    ap.add_argument("--train-shards", type=int, default=8)
-    ap.add_argument("--heldout-shards", type=int, default=2)
-    add_engine_args(ap)
-    args = ap.parse_args(argv)
-    cfg = config_from_args(args)
-    summary = run(cfg, args.out, args.train_per_subset, args.heldout_per_subset, args.train_shards,
-                  args.heldout_shards, args.workers)
-    out = Path(args.out)
+def engine_config(keys: EngineKeys) -> Config:
+    """The worker's Config from the command's keys; a bad key is a ConfigError (exit 2)."""
+    if keys.backend not in BACKENDS:
+        raise ConfigError(f"invalid value backend={keys.backend!r}; choose one of {BACKENDS}")
+    for name in ("size", "instances_per_class", "workers"):
+        if getattr(keys, name) < 1:
+            raise ConfigError(f"invalid value {name}={getattr(keys, name)}: must be >= 1")
+    try:
+        options = load_options(keys.backend_options)
+    except ValueError as e:  # json.JSONDecodeError is one
+        raise ConfigError(f"backend_options={keys.backend_options!r}: not JSON nor a .json/.yaml "
+                          f"file ({e})") from None
+    try:
+        return Config(keys.backend, options, keys.size, keys.seed, list(keys.subsets),
+                      keys.instances_per_class)
+    except ValueError as e:
+        raise ConfigError(f"subsets: {e}") from None
+
+
+@dataclass
+class EngineCommand(EngineKeys):
+    out: str = setting(help="output folder (the run directory)")
+    train_per_subset: int = setting(100, "training sets per subset")
+    heldout_per_subset: int = setting(20, "held-out sets per subset")
+    train_shards: int = setting(8)
+    heldout_shards: int = setting(2)
+
+
+def generate(keys: EngineCommand) -> dict:
+    summary = run(engine_config(keys), keys.out, keys.train_per_subset, keys.heldout_per_subset,
+                  keys.train_shards, keys.heldout_shards, keys.workers)
+    out = Path(keys.out)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / ".complete").write_text("ok\n")
     print(json.dumps(summary))
+    return summary
+
+
+main = command(EngineCommand, generate, prog="hnclip-engine", doc=__doc__,
+               run_dir="${out}", check=engine_config)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Contact sheets: one PNG per concept, a row per candidate set, each member captioned.
 
-    python -m hn_data.preview --out docs/img --size 128 --rows 3 \\
-        [--backend diffusion --backend-options ...]"""
-import argparse
+    python -m hn_data.preview out=docs/img size=128 rows=3 \\
+        [backend=diffusion backend_options=...]"""
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .engine import add_engine_args, config_from_args, make_set
+from .cli import command, setting
+from .engine import EngineKeys, engine_config, make_set
 
 PAD, TEXT_H = 4, 36
 
@@ -28,21 +29,26 @@ def sheet(sets, size):
     return out
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="docs/img")
-    ap.add_argument("--rows", type=int, default=3, help="candidate sets per sheet")
-    add_engine_args(ap)
-    args = ap.parse_args(argv)
-    cfg = config_from_args(args)
-    out = Path(args.out)
+@dataclass
+class PreviewCommand(EngineKeys):
+    out: str = setting("docs/img", "folder for the <subset>.png sheets (the run directory)")
+    rows: int = setting(3, "candidate sets per sheet")
+
+
+def preview(keys: PreviewCommand):
+    cfg = engine_config(keys)
+    out = Path(keys.out)
     out.mkdir(parents=True, exist_ok=True)
     for subset in cfg.subsets:
         cfg.subsets = [subset]
-        sets = [make_set(cfg, "train", i)[0] for i in range(args.rows)]
+        sets = [make_set(cfg, "train", i)[0] for i in range(keys.rows)]
         path = out / f"{subset}.png"
-        sheet(sets, args.size).save(path)
+        sheet(sets, keys.size).save(path)
         print(path)
+
+
+main = command(PreviewCommand, preview, prog="hnclip-preview", doc=__doc__, run_dir="${out}",
+               check=engine_config)
 
 
 if __name__ == "__main__":

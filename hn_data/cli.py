@@ -1,0 +1,272 @@
+"""One command style for every hnclip command: a typed config (a dataclass) run through Hydra.
+
+    hnclip-engine out=data/sets size=64 subsets=[count,spatial]     # key=value overrides
+    hnclip-engine --help                                            # the keys, types, defaults
+    hnclip-engine --cfg job out=x                                   # the composed config, no run
+
+A command is a dataclass of its keys (each made with `setting(default, "what it is for")`) and a
+function of that dataclass; `command(...)` turns the two into `main(argv=None)`, reachable as
+`python -m` and as a console script. What every command shares:
+
+- `key=value` overrides in Hydra's grammar (lists as `[a,b]`, `null` for None). A key the
+  schema does not define (with or without '+'), a value of the wrong type, a required key left
+  out or a check of the command's own that fails stops the command before any work with a
+  message naming the key, and exit code 2; the same rule as training (train/config.py).
+- `--help` lists every key with its type, default and meaning; Hydra's own flags (`--cfg job`,
+  `--info`, `--hydra-help`, `-m`) work as in `hnclip-train`.
+- The run directory: Hydra's run directory is the command's `out` key where the command writes
+  one folder, else the current directory; Hydra writes nothing into it (no .hydra/, no log
+  file) and never changes the working directory, so relative paths mean what they say.
+
+It lives in hn_data, the lowest layer, so the data commands and the train commands share it
+(hn_data imports nothing from train)."""
+import dataclasses
+import difflib
+import sys
+import typing
+from dataclasses import MISSING, fields, is_dataclass
+from typing import Any, Callable, Optional
+
+CONFIG_ERROR_EXIT_CODE = 2
+REQUIRED = "???"  # OmegaConf's mark of a value that must be given
+
+
+class ConfigError(ValueError):
+    """A command's config is wrong: the command exits 2 with this message, having done nothing."""
+
+
+def setting(default: Any = REQUIRED, help: str = ""):  # noqa: A002 - the word a reader expects
+    """A schema field with its meaning for `--help`. Lists and dicts are copied per instance;
+    REQUIRED (the default) makes a key the user must give."""
+    meta = {"help": help}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _type_name(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union and type(None) in args:
+        inner = [a for a in args if a is not type(None)]
+        return f"{_type_name(inner[0])} or null"
+    if origin in (list, tuple):
+        return f"list of {_type_name(args[0])}" if args else "list"
+    if origin is dict:
+        return "mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
+def schema_keys(node_type, prefix: str = "") -> list:
+    """Every dotted key a dataclass schema defines (nested dataclasses as key.field)."""
+    keys = []
+    hints = typing.get_type_hints(node_type)
+    for f in fields(node_type):
+        keys.append(prefix + f.name)
+        if is_dataclass(hints[f.name]):
+            keys += schema_keys(hints[f.name], f"{prefix}{f.name}.")
+    return keys
+
+
+def _free_form(node_type, dotted: str) -> bool:
+    """Whether a dotted key lies below a mapping-typed key (free-form: any sub-key is fine)."""
+    hints, parts = typing.get_type_hints(node_type), dotted.split(".")
+    for part in parts[:-1]:
+        hint = hints.get(part)
+        if hint is None:
+            return False
+        if typing.get_origin(hint) is dict or hint is dict:
+            return True
+        if not is_dataclass(hint):
+            return False
+        hints = typing.get_type_hints(hint)
+    return False
+
+
+def nearest(key_name: str, valid: list) -> str:
+    """The valid keys a misspelled one most likely meant (its group's keys when none is close)."""
+    close = difflib.get_close_matches(key_name, valid, n=3, cutoff=0.6)
+    if not close:
+        group = key_name.rpartition(".")[0]
+        close = [k for k in valid if k.rpartition(".")[0] == group][:8]
+    return ", ".join(close) or "(none)"
+
+
+def help_text(prog: str, doc: str, schema, run_dir: str) -> str:
+    """--help: the command's docstring, then one line per key (type, default, meaning)."""
+    lines = [f"{prog}: {doc.strip()}", "", "Keys (give them as key=value; lists as key=[a,b], None as null):"]
+    hints = typing.get_type_hints(schema)
+    rows = []
+    for f in fields(schema):
+        if f.default is not MISSING:
+            default = "required" if f.default == REQUIRED else f"default {_yaml(f.default)}"
+        else:
+            default = f"default {_yaml(f.default_factory())}"
+        rows.append((f"  {f.name}", f"{_type_name(hints[f.name])}, {default}", f.metadata.get("help", "")))
+    width = max(len(r[0]) for r in rows) + 2
+    for name, kind, meaning in rows:
+        lines.append(f"{name.ljust(width)}{kind}" + (f": {meaning}" if meaning else ""))
+    where = "the `out` key" if run_dir == "${out}" else "the current directory"
+    lines += ["", f"Run directory: {where}; Hydra writes no .hydra/ or log file and keeps the working "
+              "directory.", "Hydra's flags: --cfg job (print the composed config), --info, --hydra-help, "
+              "-m (multirun). Bad keys or values: exit 2."]
+    # the template is an OmegaConf string: a literal '${' would be read as an interpolation
+    return "\n".join(lines).replace("${", "\\${")
+
+
+def _yaml(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_yaml(v) for v in value) + "]"
+    if value == "":
+        return "''"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_yaml(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _fail(prog: str, message: str):
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(CONFIG_ERROR_EXIT_CODE)
+
+
+_HYDRA_FLAGS = None
+
+
+def _hydra_flags():
+    global _HYDRA_FLAGS
+    if _HYDRA_FLAGS is None:
+        from hydra._internal.utils import get_args_parser
+        _HYDRA_FLAGS = {s for a in get_args_parser()._actions for s in a.option_strings}
+    return _HYDRA_FLAGS
+
+
+def _refuse_old_flags(prog: str, argv: list, schema):
+    """`--out x` (the flag style these commands once had): say which key to give instead."""
+    names = {f.name for f in fields(schema)}
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("--") and flag not in _hydra_flags():
+            name = flag[2:].replace("-", "_")
+            hint = f"give {name}=VALUE" if name in names else f"keys: {nearest(name, sorted(names))}"
+            _fail(prog, f"'{flag}' is not an option: every setting is a key=value override ({hint}; "
+                  "--help lists the keys)")
+
+
+def _check_overrides(prog: str, overrides: list, schema):
+    """Unknown keys, with or without '+', fail before composition, naming the nearest valid ones
+    (Hydra's own message would only say 'Could not override')."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as e:
+        _fail(prog, f"cannot read the overrides: {e}")
+    valid = schema_keys(schema)
+    for o in parsed:
+        name = o.key_or_group
+        if name.startswith("hydra.") or name == "hydra" or name in valid or _free_form(schema, name):
+            continue
+        _fail(prog, f"unknown config key '{name}' (with or without '+', only schema keys exist); "
+              f"nearest valid keys: {nearest(name, valid)}")
+
+
+def _message(e: BaseException) -> str:
+    """Hydra's error and the OmegaConf error under it, on one line."""
+    parts = [str(e).strip()]
+    if e.__cause__ is not None and str(e.__cause__).strip() not in parts[0]:
+        parts.append(str(e.__cause__).strip())
+    return "; ".join(" ".join(p.split()) for p in parts)
+
+
+def _missing_keys(cfg, prefix: str = "") -> list:
+    from omegaconf import DictConfig, OmegaConf
+    missing = []
+    for name in cfg.keys():
+        if OmegaConf.is_missing(cfg, name):
+            missing.append(prefix + str(name))
+        elif isinstance(cfg._get_node(name), DictConfig):
+            missing += _missing_keys(cfg[name], f"{prefix}{name}.")
+    return missing
+
+
+def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
+            check: Optional[Callable] = None):
+    """-> main(argv=None): parse key=value overrides onto `schema` with Hydra, check them, then
+    return run(config) (an instance of `schema`). `check(config)` raises ConfigError (exit 2) for
+    the command's own rules; `run_dir` is "${out}" for a command that writes one folder."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import DictConfig, OmegaConf
+
+    name = f"hnclip_{prog.replace('-', '_')}"
+    node = OmegaConf.structured(schema)
+    for f in fields(schema):  # mapping keys take new sub-keys without a '+'
+        if isinstance(node._get_node(f.name), DictConfig):
+            OmegaConf.set_struct(node[f.name], False)
+    store = ConfigStore.instance()
+    store.store(name=f"{name}_schema", node=node)
+    store.store(name=name, node={
+        "defaults": [f"{name}_schema", "_self_",
+                     # Hydra leaves logging as the command set it: no log file in the run directory
+                     {"override hydra/job_logging": "none"}, {"override hydra/hydra_logging": "none"}],
+        "hydra": {"run": {"dir": run_dir}, "output_subdir": None, "job": {"chdir": False},
+                  "help": {"template": help_text(prog, doc, schema, run_dir)}}})
+
+    def main(argv=None):
+        import hydra
+        from hydra._internal.utils import get_args_parser
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        argv = list(sys.argv[1:] if argv is None else argv)
+        _refuse_old_flags(prog, argv, schema)
+        flags = get_args_parser().parse_args(argv)
+        overrides = list(flags.overrides)
+        _check_overrides(prog, overrides, schema)
+        if not (flags.help or flags.hydra_help or flags.cfg or flags.info or flags.shell_completion):
+            # compose once here: type errors, missing keys and the command's own checks exit 2
+            # before Hydra makes the run directory
+            GlobalHydra.instance().clear()
+            try:
+                with hydra.initialize(version_base="1.3", config_path=None):
+                    composed = hydra.compose(config_name=name, overrides=overrides)
+            except (HydraException, OmegaConfBaseException) as e:
+                _fail(prog, _message(e))
+            missing = _missing_keys(composed)
+            if missing:
+                _fail(prog, "missing required key(s) " + ", ".join(missing) + ": give "
+                      + " ".join(f"{m}=..." for m in missing))
+            if check is not None:
+                try:
+                    check(OmegaConf.to_object(composed))
+                except ConfigError as e:
+                    _fail(prog, str(e))
+        box = {}
+
+        def task(cfg):
+            try:
+                box["result"] = run(OmegaConf.to_object(cfg))
+            except Exception as e:  # noqa: BLE001 - re-raised below, outside Hydra's catch-all
+                box["error"] = e
+
+        saved = sys.argv
+        sys.argv = [prog] + argv
+        GlobalHydra.instance().clear()
+        try:
+            hydra.main(version_base="1.3", config_path=None, config_name=name)(task)()
+        finally:
+            sys.argv = saved
+            GlobalHydra.instance().clear()
+        error = box.get("error")
+        if isinstance(error, ConfigError):
+            _fail(prog, str(error))
+        if error is not None:
+            raise error
+        return box.get("result")
+
+    main.schema, main.prog = schema, prog
+    return main
+
