@@ -26,7 +26,7 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 $(DATA)/.complete: | $(VENV)/.installed
-	$(BIN)/python -m hn_data.make_default --out $(DATA)
+	$(BIN)/python -m hn_data.make_default out=$(DATA)
 
 data: $(DATA)/.complete
 

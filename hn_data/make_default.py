@@ -1,17 +1,18 @@
 """Generate the embedded default data: pair shards (img2dataset layout), candidate-set shards
 for all six concepts, and a held-out benchmark in the official SPEC layout.
 
-    python -m hn_data.make_default --out data/default
+    python -m hn_data.make_default out=data/default
 
 Candidate sets come from the staged engine (hn_data.engine, procedural backend), which
 guarantees train and held-out never share a background seed or an object instance."""
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from .cli import ConfigError, command, setting
 from .engine import Config, run as run_engine
 from .objects import CLASSES
 from .scenes import names_caption, object_scene
@@ -24,19 +25,26 @@ def pair_sample(rng, size, bg_seed, classes):
     return object_scene(rng, names, size, bg_seed, area=(0.04, 0.3)).image, names_caption(names)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="data/default")
-    ap.add_argument("--size", type=int, default=64, help="image side in pixels")
-    ap.add_argument("--pair-shards", type=int, default=8)
-    ap.add_argument("--pairs-per-shard", type=int, default=256)
-    ap.add_argument("--set-shards", type=int, default=8)
-    ap.add_argument("--sets-per-subset", type=int, default=40, help="training sets per subset")
-    ap.add_argument("--heldout-per-subset", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=1, help="processes for the candidate sets")
-    args = ap.parse_args(argv)
+@dataclass
+class MakeDefaultCommand:
+    out: str = setting("data/default", "output folder (the run directory)")
+    size: int = setting(64, "image side in pixels")
+    pair_shards: int = setting(8)
+    pairs_per_shard: int = setting(256)
+    set_shards: int = setting(8)
+    sets_per_subset: int = setting(40, "training sets per subset")
+    heldout_per_subset: int = setting(20)
+    seed: int = setting(0)
+    workers: int = setting(1, "processes for the candidate sets")
 
+
+def check(args: MakeDefaultCommand):
+    for name in ("size", "pair_shards", "pairs_per_shard", "set_shards", "workers"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"invalid value {name}={getattr(args, name)}: must be >= 1")
+
+
+def make_default(args: MakeDefaultCommand) -> dict:
     out = Path(args.out)
     (out / "pairs").mkdir(parents=True, exist_ok=True)
     (out / "sets").mkdir(parents=True, exist_ok=True)
@@ -60,6 +68,11 @@ def main(argv=None):
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / ".complete").write_text("ok\n")
     print(json.dumps(summary))
+    return summary
+
+
+main = command(MakeDefaultCommand, make_default, prog="hnclip-make-data", doc=__doc__, run_dir="${out}",
+               check=check)
 
 
 if __name__ == "__main__":

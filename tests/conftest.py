@@ -22,8 +22,8 @@ def compose(overrides=(), config_name="config"):
 def tiny_data(tmp_path_factory):
     """A small copy of the embedded default data (same generator, fewer samples)."""
     out = tmp_path_factory.mktemp("data") / "default"
-    subprocess.run([sys.executable, "-m", "hn_data.make_default", "--out", str(out),
-                    "--pair-shards", "8", "--pairs-per-shard", "32", "--set-shards", "8",
-                    "--sets-per-subset", "8", "--heldout-per-subset", "4"],
+    subprocess.run([sys.executable, "-m", "hn_data.make_default", f"out={out}",
+                    "pair_shards=8", "pairs_per_shard=32", "set_shards=8",
+                    "sets_per_subset=8", "heldout_per_subset=4"],
                    check=True, cwd=ROOT, capture_output=True)
     return out

@@ -40,9 +40,9 @@ def small_data(tmp_path_factory):
     """The default data's generator, one held-out set per subset: ViT-B/32 evaluates on a CPU
     at about 2 images/s here."""
     out = tmp_path_factory.mktemp("paper_data") / "data"
-    subprocess.run([sys.executable, "-m", "hn_data.make_default", "--out", str(out), "--pair-shards", "2",
-                    "--pairs-per-shard", "16", "--set-shards", "2", "--sets-per-subset", "4",
-                    "--heldout-per-subset", "1"], check=True, cwd=ROOT, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "hn_data.make_default", f"out={out}", "pair_shards=2",
+                    "pairs_per_shard=16", "set_shards=2", "sets_per_subset=4",
+                    "heldout_per_subset=1"], check=True, cwd=ROOT, capture_output=True, timeout=300)
     return out
 
 
