@@ -21,6 +21,7 @@ from .sugarcrepe import SugarCrepeEvaluator
 from .sugarcrepe_pp import SugarCrepePPEvaluator
 from .svo import SvoProbesEvaluator
 from .valse import ValseEvaluator
+from .vl_checklist import VlCheckListEvaluator
 from .vsr import VsrEvaluator
 from .winoground import WinogroundEvaluator
 from .zeroshot import ZeroShotEvaluator, ZeroShotSuiteEvaluator
@@ -30,7 +31,7 @@ EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, Retrieva
               AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator,
               EqBenEvaluator,
               SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator,
-              MmvpEvaluator, ColaEvaluator, CrepeEvaluator)
+              MmvpEvaluator, ColaEvaluator, CrepeEvaluator, VlCheckListEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 
