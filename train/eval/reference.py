@@ -2,8 +2,11 @@
 (paper and table). Name the suites as conf/eval/full.yaml does (imagenet, elevater, sugarcrepe,
 valse, winoground, eqben, aro_relation, aro_attribution, aro_coco_order, aro_flickr_order) to get
 the reference columns. Every figure is printed in its source; none is derived here.
-All are ViT-B/32 except SPEC's Table 2 rows for FLAVA, BLIP and CoCa, whose sizes the paper
-does not give in that table.
+All are ViT-B/32 except SPEC's Table 2 rows for FLAVA, BLIP and CoCa; SPEC's evaluation code
+(spec/models/__init__.py) runs them as dual encoders: FLAVA as facebook/flava-full's projected
+first-token features, BLIP as its COCO-retrieval base model's ITC features, CoCa as open_clip's
+coca_ViT-B-32 with the laion2B-s13B-b90k weights (here: --model hf:<FLAVA or BLIP checkpoint>,
+--model coca_ViT-B-32 --pretrained laion2B-s13B-b90k).
 "aro/avg" is the mean of our VG-Relation and VG-Attribution macro figures; papers' "ARO avg"
 may also include COCO/Flickr order, so compare it with care. "aro/order" is the mean of our
 COCO-Order and Flickr30k-Order figures, set beside SPEC's single "Order" column (the paper does
