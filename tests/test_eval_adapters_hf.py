@@ -143,8 +143,7 @@ def test_hf_adapter_scores_the_models_own_answers(tmp_path, family):
         conf = tmp_path / f"{pick.__name__}.yaml"
         conf.write_text(yaml.safe_dump({"benchmarks": ["spec"], "suites": {"spec": {"root": root}},
                                         "batch_size": 4}))
-        res = cmd.main(["--model", f"hf:{d}", "--eval", str(conf), "--out",
-                        str(tmp_path / f"out_{pick.__name__}")])
+        res = cmd.main([f"model=hf:{d}", f"eval={conf}", f"out={tmp_path / f'out_{pick.__name__}'}"])
         assert res["spec/count/i2t"] == expected, (family, pick.__name__)
     # identical token ids -> identical features, whatever the batch (the tie rules depend on it)
     a = "a cup " * 40

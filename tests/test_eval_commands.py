@@ -42,10 +42,8 @@ def test_evaluate_and_wise_ft_commands(tmp_path):
             p.add_(0.05 * torch.randn_like(p))
     models.export_for_open_clip(init, "hnclip-tiny", tmp_path / "ft")
 
-    r_init = ev_cmd.main(["--checkpoint", str(tmp_path / "init"), "--eval", str(conf), "--out",
-                          str(tmp_path / "e0")])
-    r_ft = ev_cmd.main(["--checkpoint", str(tmp_path / "ft"), "--eval", str(conf), "--out",
-                        str(tmp_path / "e1")])
+    r_init = ev_cmd.main([f"checkpoint={tmp_path / 'init'}", f"eval={conf}", f"out={tmp_path / 'e0'}"])
+    r_ft = ev_cmd.main([f"checkpoint={tmp_path / 'ft'}", f"eval={conf}", f"out={tmp_path / 'e1'}"])
     saved = json.loads((tmp_path / "e0" / "results.json").read_text())["results"]
     assert saved == r_init and {"spec/count/i2t", "spec/count/cls", "winoground/group"} <= set(saved)
     assert "| spec/mean/i2t |" in (tmp_path / "e0" / "results.md").read_text()
@@ -74,7 +72,7 @@ def test_top_level_commands_are_aliases_of_the_diagnosis_package():
     from train import dynamics, evaluate, wise_ft
     from train.eval import dynamics as dyn, evaluate as ev, wise_ft as wft
     assert (evaluate.main, dynamics.main, wise_ft.main) == (ev.main, dyn.main, wft.main)
-    runs = [subprocess.run([sys.executable, "-m", m, "--list"], capture_output=True, text=True)
+    runs = [subprocess.run([sys.executable, "-m", m, "list=true"], capture_output=True, text=True)
             for m in ("train.evaluate", "train.eval.evaluate")]
     assert runs[0].returncode == 0 and "spec" in runs[0].stdout, runs[0].stderr
     assert runs[0].stdout == runs[1].stdout

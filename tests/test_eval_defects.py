@@ -168,7 +168,7 @@ def test_evaluate_command_reports_the_tie_rule(tmp_path, tiny):
     conf = tmp_path / "eval.yaml"
     conf.write_text(yaml.safe_dump({"benchmarks": ["winoground"], "suites": {"winoground": wino}}))
     models.export_for_open_clip(tiny[0], "hnclip-tiny", tmp_path / "export")
-    cmd.main(["--checkpoint", str(tmp_path / "export"), "--eval", str(conf), "--tie-rule", "first"])
+    cmd.main([f"checkpoint={tmp_path / 'export'}", f"eval={conf}", "tie_rule=first"])
     saved = json.loads((tmp_path / "export" / "eval" / "results.json").read_text())
     assert saved["tie_rule"] == {"winoground": "first"}
     assert "ties: first" in (tmp_path / "export" / "eval" / "results.md").read_text()
@@ -193,7 +193,7 @@ def test_evaluate_a_trainer_checkpoint_file_writes_beside_it(tmp_path, tiny):
     conf.write_text(yaml.safe_dump({"benchmarks": ["winoground"],
                                     "suites": {"winoground": fx.write_winoground(world, tmp_path / "w",
                                                                                  n=2)}}))
-    results = cmd.main(["--checkpoint", str(trainer_pt), "--eval", str(conf)])
+    results = cmd.main([f"checkpoint={trainer_pt}", f"eval={conf}"])
     out = trainer_pt.parent / "eval" / "results.json"
     assert out.is_file() and json.loads(out.read_text())["results"] == results
 

@@ -125,8 +125,7 @@ def test_evaluation_command_scores_the_run_with_its_activation(paper_run, small_
 
     load = evaluate.load
     monkeypatch.setattr(evaluate, "load", load_and_record)
-    results = evaluate.main(["--checkpoint", str(run), "--benchmarks", "spec", "--data-root",
-                             str(small_data)])
+    results = evaluate.main([f"checkpoint={run}", "benchmarks=[spec]", f"data_root={small_data}"])
     assert seen == [True]
     on_disk = json.loads((run / "eval" / "results.json").read_text())["results"]
     assert on_disk == results

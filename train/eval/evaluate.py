@@ -1,23 +1,27 @@
 """Evaluate any model on a list of benchmarks; write JSON and a markdown table with the
 published reference numbers beside ours.
 
-    python -m train.evaluate --checkpoint outputs/default            # a run (its final export)
-    python -m train.evaluate --checkpoint outputs/default/checkpoints/step-0000300/trainer.pt
-    python -m train.evaluate --model ViT-B-32-quickgelu --pretrained openai --eval full \\
-        --benchmarks spec sugarcrepe winoground suites.sugarcrepe.root=/data/sugarcrepe ...
-    python -m train.evaluate --list                                  # every suite type and its keys
+    python -m train.evaluate checkpoint=outputs/default            # a run (its final export)
+    python -m train.evaluate checkpoint=outputs/default/checkpoints/step-0000300/trainer.pt
+    python -m train.evaluate model=ViT-B-32-quickgelu pretrained=openai eval=full \\
+        benchmarks=[spec,sugarcrepe,winoground] suites.sugarcrepe.root=/data/sugarcrepe ...
+    python -m train.evaluate list=true                             # every suite type and its keys
 
 Benchmarks and their options come from an eval config (conf/eval/<name>.yaml, default
-`default`); trailing key=value arguments override it (OmegaConf dotlist). --tie-rule and
---allow-outside-root apply to every suite. Results go to --out (default: <run or export
+`default`); `suites.<name>.<key>=...`, `batch_size=` and `spec_root=` override it. tie_rule and
+allow_outside_root apply to every suite. Results go to `out` (default: <run or export
 dir>/eval, or outputs/eval/<model>); the directory is made before any evaluation, so a path
 that cannot be written fails at once, not after the last benchmark."""
-import argparse
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import torch
+from omegaconf import OmegaConf
+
+from hn_data.cli import ConfigError, command, setting
 
 from . import TYPES, build_one, keys_of, suite_options
 from .contract import run_suite
@@ -60,41 +64,62 @@ def list_types():
     return "\n".join(lines)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = ap.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint",
-                     help="run dir, RUN/final export, RUN/checkpoints/step-N or its trainer.pt")
-    src.add_argument("--model", help="open_clip model name (with --pretrained), or hf:<repo id or local dir>")
-    src.add_argument("--list", action="store_true", help="print every suite type and its keys (? = optional)")
-    ap.add_argument("--pretrained", default=None, help="open_clip tag (openai) or weights file")
-    ap.add_argument("--eval", default="default", help="conf/eval/<name>.yaml or a YAML path")
-    ap.add_argument("--benchmarks", nargs="*", default=None, help="suite names (default: the config's)")
-    ap.add_argument("--data-root", default="data/default")
-    ap.add_argument("--tie-rule", choices=TIE_RULES, default=None,
-                    help="strict (a tie is wrong) or first (argmax: SPEC's official rule); default: each "
-                    "suite's")
-    ap.add_argument("--allow-outside-root", action="store_true", default=None,
-                    help="accept image paths in benchmark files that are absolute or contain '..'")
-    ap.add_argument("--out", default=None,
-                    help="output dir (default: <checkpoint dir>/eval or outputs/eval/<model>)")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("overrides", nargs="*", help="eval config overrides, e.g. suites.winoground.jsonl=...")
-    args = ap.parse_args(argv)
+@dataclass
+class EvaluateCommand:
+    checkpoint: Optional[str] = setting(None, "run dir, RUN/final export, RUN/checkpoints/step-N or its "
+                                        "trainer.pt")
+    model: Optional[str] = setting(None, "open_clip model name (with pretrained), or hf:<repo id or "
+                                   "local dir>")
+    pretrained: Optional[str] = setting(None, "open_clip tag (openai) or weights file")
+    eval: str = setting("default", "conf/eval/<name>.yaml or a YAML path")
+    benchmarks: Optional[List[str]] = setting(None, "suite names (default: the eval config's)")
+    suites: Dict[str, Any] = setting({}, "per-suite options over the eval config's, e.g. "
+                                     "suites.winoground.jsonl=...")
+    batch_size: Optional[int] = setting(None, "default: the eval config's")
+    spec_root: Optional[str] = setting(None, "default: the eval config's")
+    data_root: str = setting("data/default")
+    tie_rule: Optional[str] = setting(None, f"{' | '.join(TIE_RULES)} (SPEC's official rule is first); "
+                                      "default: each suite's")
+    allow_outside_root: Optional[bool] = setting(None, "accept image paths in benchmark files that are "
+                                                 "absolute or contain '..'")
+    out: Optional[str] = setting(None, "output dir (default: <checkpoint dir>/eval or outputs/eval/<model>)")
+    device: str = setting("auto", "auto (cuda when there is one, else cpu) | cpu | cuda | cuda:N")
+    list: bool = setting(False, "print every suite type and its keys (? = optional), nothing else")
+
+
+def check(args: EvaluateCommand):
+    if args.list:
+        return
+    if args.checkpoint and args.model:
+        raise ConfigError("checkpoint and model: give one of them")
+    if not (args.checkpoint or args.model):
+        raise ConfigError("give checkpoint=... or model=... (or list=true)")
+    if args.tie_rule is not None and args.tie_rule not in TIE_RULES:
+        raise ConfigError(f"invalid value tie_rule={args.tie_rule!r}; choose one of {TIE_RULES}")
+
+
+def command_eval_config(args: EvaluateCommand):
+    """The eval config file with the command line's suites / batch_size / spec_root over it."""
+    cfg = eval_config(args.eval)
+    extra = {"suites": args.suites}
+    extra.update({k: getattr(args, k) for k in ("batch_size", "spec_root") if getattr(args, k) is not None})
+    return OmegaConf.merge(cfg, extra)
+
+
+def run(args: EvaluateCommand):
+    check(args)
     if args.list:
         print(list_types())
         return {}
-    if not (args.checkpoint or args.model):
-        ap.error("give --checkpoint or --model (or --list)")
-
-    cfg = eval_config(args.eval, args.overrides)
+    cfg = command_eval_config(args)
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     out = output_dir(args)
     out.mkdir(parents=True, exist_ok=True)
     model, preprocess, tokenizer, desc = load(args.checkpoint, args.model, args.pretrained)
-    model.to(args.device)
+    model.to(device)
     benchmarks = args.benchmarks or list(cfg.benchmarks)
     rules = {}
-    results = evaluate(model, preprocess, tokenizer, cfg, benchmarks, args.data_root, args.device,
+    results = evaluate(model, preprocess, tokenizer, cfg, benchmarks, args.data_root, device,
                        args.tie_rule, args.allow_outside_root, rules)
     (out / "results.json").write_text(json.dumps({"model": desc, "tie_rule": rules, "results": results},
                                                  indent=2))
@@ -104,6 +129,9 @@ def main(argv=None):
     print(table)
     print(f"\n[evaluate] wrote {out / 'results.json'} and {out / 'results.md'}")
     return results
+
+
+main = command(EvaluateCommand, run, prog="hnclip-evaluate", doc=__doc__, check=check)
 
 
 if __name__ == "__main__":
