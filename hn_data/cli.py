@@ -155,6 +155,24 @@ def _refuse_old_flags(prog: str, argv: list, schema):
                   "--help lists the keys)")
 
 
+def _text_keys(schema) -> set:
+    hints = typing.get_type_hints(schema)
+    return {f.name for f in fields(schema) if hints[f.name] in (str, Optional[str])}
+
+
+def quote_text_values(overrides: list, schema) -> list:
+    """A text key's value taken literally when it holds braces: shard patterns such as
+    `pairs=data/pairs-{000000..000007}.tar` would otherwise read as a broken Hydra mapping.
+    Values already quoted, and list keys (quote their items yourself), are left alone."""
+    text, done = _text_keys(schema), []
+    for arg in overrides:
+        name, eq, value = arg.partition("=")
+        if eq and name.lstrip("+") in text and ("{" in value or "}" in value) and value[:1] not in "'\"":
+            arg = f"{name}='" + value.replace("'", "\\'") + "'"
+        done.append(arg)
+    return done
+
+
 def _check_overrides(prog: str, overrides: list, schema):
     """Unknown keys, with or without '+', fail before composition, naming the nearest valid ones
     (Hydra's own message would only say 'Could not override')."""
@@ -224,7 +242,8 @@ def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
         argv = list(sys.argv[1:] if argv is None else argv)
         _refuse_old_flags(prog, argv, schema)
         flags = get_args_parser().parse_args(argv)
-        overrides = list(flags.overrides)
+        overrides = quote_text_values(list(flags.overrides), schema)
+        argv = [a for a in argv if a not in flags.overrides] + overrides
         _check_overrides(prog, overrides, schema)
         if not (flags.help or flags.hydra_help or flags.cfg or flags.info or flags.shell_completion):
             # compose once here: type errors, missing keys and the command's own checks exit 2

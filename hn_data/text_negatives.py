@@ -12,17 +12,18 @@ the original, compared case- and space-insensitively):
   negation        add or remove a negation ("there is a dog" -> "there is no dog")
   shuffle         word-order shuffle (same bag of words, different order)
 
-    python -m hn_data.text_negatives --pairs 'data/default/pairs/pairs-{000000..000007}.tar' \
-        --out data/default/text_sets --negatives 3
+    python -m hn_data.text_negatives pairs='data/default/pairs/pairs-{000000..000007}.tar' \
+        out=data/default/text_sets negatives=3
 writes one set per pair: the pair's image, its caption (image_caption = [0]) and up to N
 perturbed captions as text-only hard negatives; meta.negative_kinds tags each one."""
-import argparse
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .cli import ConfigError, command, setting
 from .tar_io import local_samples
 
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
@@ -203,15 +204,22 @@ def _read_pairs(tar_path, on_damage=None):
             yield key, g["jpg"], g["txt"].decode("utf-8", "replace").strip()
 
 
-def main(argv=None):
+@dataclass
+class TextNegativesCommand:
+    pairs: str = setting(help="brace-expandable list of img2dataset shards")
+    out: str = setting(help="output folder for sets-NNNNNN.tar (the run directory)")
+    negatives: int = setting(3, "text-only negatives per set")
+    seed: int = setting(0)
+
+
+def check(args: TextNegativesCommand):
+    if args.negatives < 1:
+        raise ConfigError(f"invalid value negatives={args.negatives}: must be >= 1")
+
+
+def text_sets(args: TextNegativesCommand) -> dict:
     from .set_format import TarWriter, validate_record
     from .tar_io import expand
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pairs", required=True, help="brace-expandable list of img2dataset shards")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--negatives", type=int, default=3, help="text-only negatives per set")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stats = {"sets": 0, "skipped_no_negative": 0, "damaged_members": 0, "kinds": {k: 0 for k in KINDS}}
@@ -238,6 +246,11 @@ def main(argv=None):
         w.close()
     (out / "summary.json").write_text(json.dumps(stats, indent=2))
     print(json.dumps(stats))
+    return stats
+
+
+main = command(TextNegativesCommand, text_sets, prog="hnclip-text-negatives", doc=__doc__, run_dir="${out}",
+               check=check)
 
 
 if __name__ == "__main__":

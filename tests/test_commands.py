@@ -132,3 +132,13 @@ def test_engine_runs_as_a_user_would_and_refuses_a_bad_subset(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "hn_data.engine", f"out={tmp_path / 'bad'}",
                           "subsets=[count,colour]"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "colour" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_a_text_value_with_braces_is_taken_literally(tmp_path):
+    out = tmp_path / "shards-{000000..000001}"
+    cfg = toy_main([f"out={out}"])
+    assert cfg.out == str(out) and (out / "result.json").is_file()
+    with pytest.raises(SystemExit) as e:  # a list key's items are quoted by the user, as in Hydra
+        toy_main([f"out={tmp_path}", "names=[a-{0..1}]"])
+    assert e.value.code == 2
+    assert toy_main([f"out={tmp_path}", "names=['a-{0..1}']"]).names == ["a-{0..1}"]

@@ -52,7 +52,7 @@ def test_pairs_to_text_only_sets(tmp_path):
         write_pair(w, f"{i:09d}", Image.new("RGB", (8, 8), (i * 40, 0, 0)), c)
     w.close()
     write_stats(shard, 3)
-    tn.main(["--pairs", str(shard), "--out", str(tmp_path / "text"), "--negatives", "3"])
+    tn.main([f"pairs={shard}", f"out={tmp_path / 'text'}", "negatives=3"])
     with tarfile.open(tmp_path / "text" / "sets-000000.tar") as tar:
         recs = [json.loads(tar.extractfile(m).read()) for m in tar.getmembers() if m.name.endswith(".json")]
         assert sum(m.name.endswith(".0.jpg") for m in tar.getmembers()) == len(recs) == 3
@@ -78,6 +78,6 @@ def test_a_damaged_pair_member_is_skipped_and_counted(tmp_path):
         first_json = next(m for m in t.getmembers() if m.name.endswith(".json"))
     data[first_json.offset + 148:first_json.offset + 156] = b"0000000\0"  # sample 0's json header
     shard.write_bytes(bytes(data))
-    tn.main(["--pairs", str(shard), "--out", str(tmp_path / "text"), "--negatives", "2"])
+    tn.main([f"pairs={shard}", f"out={tmp_path / 'text'}", "negatives=2"])
     stats = json.loads((tmp_path / "text" / "summary.json").read_text())
     assert stats["damaged_members"] == 1 and stats["sets"] == 3
