@@ -12,6 +12,7 @@ from .aro import AroAttributionEvaluator, AroRelationEvaluator
 from .aro_order import AroOrderEvaluator
 from .base import RUNTIME, Evaluator
 from .cola import ColaEvaluator
+from .cola_single import ColaSingleEvaluator
 from .crepe import CrepeEvaluator
 from .eqben import EqBenEvaluator
 from .mmvp import MmvpEvaluator
@@ -31,7 +32,8 @@ EVALUATORS = (SpecEvaluator, ZeroShotEvaluator, ZeroShotSuiteEvaluator, Retrieva
               AroRelationEvaluator, AroAttributionEvaluator, ValseEvaluator, WinogroundEvaluator,
               EqBenEvaluator,
               SvoProbesEvaluator, VsrEvaluator, AroOrderEvaluator, SugarCrepePPEvaluator,
-              MmvpEvaluator, ColaEvaluator, CrepeEvaluator, VlCheckListEvaluator)
+              MmvpEvaluator, ColaEvaluator, CrepeEvaluator, VlCheckListEvaluator,
+              ColaSingleEvaluator)
 TYPES = {cls.type_name: cls for cls in EVALUATORS}
 SUITE_ONLY = ("type", "every_steps")  # read by the builder, not passed to the evaluator
 
