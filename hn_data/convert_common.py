@@ -4,10 +4,12 @@ that keeps the source bytes. Every error names the input file and line."""
 import io
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from .cli import ConfigError, setting
 from .set_format import TarWriter, validate_record, write_set_record
 
 KEEP_EXTS = {".jpg": "jpg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
@@ -15,6 +17,20 @@ KEEP_EXTS = {".jpg": "jpg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
 
 class ConvertError(ValueError):
     pass
+
+
+@dataclass
+class ConvertKeys:
+    """The keys every converter command has."""
+    out: str = setting(help="output folder for sets-NNNNNN.tar + manifest.json (the run directory)")
+    sets_per_shard: int = setting(256)
+    check_images: bool = setting(True, "decode every image once while converting")
+    allow_outside_root: bool = setting(False, "read image paths that are absolute or climb out of the root")
+
+
+def check_convert_keys(keys: ConvertKeys):
+    if keys.sets_per_shard < 1:
+        raise ConfigError(f"invalid value sets_per_shard={keys.sets_per_shard}: must be >= 1")
 
 
 def at(path, line) -> str:
@@ -124,7 +140,7 @@ def inside(root, base, rel: str, where: str, allow_outside: bool = False) -> Pat
     top = os.path.normpath(os.path.abspath(root))
     if not allow_outside and os.path.commonpath([top, os.path.normpath(os.path.abspath(full))]) != top:
         raise ConvertError(f"{where}: image path {rel!r} leads outside {root} "
-                           f"(pass --allow-outside-root to read it anyway)")
+                           f"(give allow_outside_root=true to read it anyway)")
     return full
 
 

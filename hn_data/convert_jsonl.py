@@ -1,11 +1,11 @@
 """Convert a folder of JSON-lines files (users' own candidate sets) into candidate-set shards.
 
-    python -m hn_data.convert_jsonl --src my_sets/ --out data/my_sets
+    python -m hn_data.convert_jsonl src=my_sets/ out=data/my_sets
 
-Every *.jsonl file under --src (recursively, in sorted order) holds one set per line:
+Every *.jsonl file under `src` (recursively, in sorted order) holds one set per line:
 
     {"images": ["a.jpg", "b.jpg"],                 # paths relative to the .jsonl file's folder,
-                                                   #   inside --src (--allow-outside-root: anywhere)
+                                                   #   inside src (allow_outside_root=true: anywhere)
      "captions": ["a red cube left of a ball", "a red cube right of a ball", "..."],
      "image_caption": [0, 1],                      # optional: per image, its caption's index;
                                                    #   default: image k pairs with caption k
@@ -14,10 +14,21 @@ Every *.jsonl file under --src (recursively, in sorted order) holds one set per 
 
 Captions that no image points at are text-only hard negatives. A malformed line stops the
 conversion with an error naming the file and line."""
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
-from .convert_common import ConvertError, ShardSink, at, inside, jsonl_records, load_image, require
+from .cli import command, setting
+from .convert_common import (
+    ConvertError,
+    ConvertKeys,
+    ShardSink,
+    at,
+    check_convert_keys,
+    inside,
+    jsonl_records,
+    load_image,
+    require,
+)
 
 KNOWN = {"images", "captions", "image_caption", "subset", "objects", "meta"}
 
@@ -52,21 +63,22 @@ def convert(src, out, sets_per_shard=256, check_images=True, allow_outside_root=
     return sink.close()
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--src", required=True, help="a folder of *.jsonl files (or one .jsonl file)")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--sets-per-shard", type=int, default=256)
-    ap.add_argument("--no-check-images", action="store_true")
-    ap.add_argument("--allow-outside-root", action="store_true",
-                    help="read image paths that are absolute or climb out of --src")
-    args = ap.parse_args(argv)
+@dataclass
+class ConvertJsonlCommand(ConvertKeys):
+    src: str = setting(help="a folder of *.jsonl files (or one .jsonl file)")
+
+
+def run(args: ConvertJsonlCommand):
     try:
-        m = convert(args.src, args.out, args.sets_per_shard, not args.no_check_images,
-                    args.allow_outside_root)
+        m = convert(args.src, args.out, args.sets_per_shard, args.check_images, args.allow_outside_root)
     except ConvertError as e:
         raise SystemExit(f"convert_jsonl: {e}") from None
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")
+    return m
+
+
+main = command(ConvertJsonlCommand, run, prog="hnclip-convert-jsonl", doc=__doc__, run_dir="${out}",
+               check=check_convert_keys)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,39 @@
 """Convert NegCLIP's training TSV into candidate-set shards.
 
-    python -m hn_data.convert_negclip --tsv train_neg_clip.tsv --out data/negclip_sets \
-        [--image-root COCO_ROOT] [--neg-images 1] [--neg-captions 0]
+    python -m hn_data.convert_negclip tsv=train_neg_clip.tsv out=data/negclip_sets \
+        [image_root=COCO_ROOT] [neg_images=1] [neg_captions=0]
 
 NegCLIP's TSV (written by pandas, tab-separated, a header row, often a leading unnamed index
 column) has the columns `title` (the caption), `filepath` (the image), `neg_caption` (a
 Python list literal of hard-negative captions) and `neg_image` (a Python list literal of row
 indices, 0-based over the data rows, of hard-negative images). Row i becomes one set:
 
-    images:   row i's image, then the images of its first --neg-images entries of neg_image
+    images:   row i's image, then the images of its first `neg_images` entries of neg_image
     captions: row i's title, its negative captions (text-only negatives), then the title of
-              each negative image (which pairs with that image) and, with --neg-captions N,
+              each negative image (which pairs with that image) and, with neg_captions=N,
               up to N of that row's own negative captions
 
 Duplicate caption strings inside a set are dropped (keeping the first), so a caption is never
 its own negative. A row with no negative at all is skipped and counted. A filepath that is
-absolute or climbs out of the image root is refused unless --allow-outside-root."""
-import argparse
+absolute or climbs out of the image root is refused unless allow_outside_root=true."""
 import ast
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
-from .convert_common import ConvertError, ShardSink, at, inside, load_image, require
+from .cli import command, setting
+from .convert_common import (
+    ConvertError,
+    ConvertKeys,
+    ShardSink,
+    at,
+    check_convert_keys,
+    inside,
+    load_image,
+    require,
+)
 
 COLUMNS = ("title", "filepath", "neg_caption", "neg_image")
 
@@ -118,27 +129,27 @@ def convert(tsv, out, image_root=None, neg_images=1, neg_captions=0, sets_per_sh
     return manifest
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tsv", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--image-root", default=None,
-                    help="filepath is relative to this (default: the TSV's folder)")
-    ap.add_argument("--neg-images", type=int, default=1, help="hard-negative images per set")
-    ap.add_argument("--neg-captions", type=int, default=0,
-                    help="negative captions taken from each negative image's row")
-    ap.add_argument("--sets-per-shard", type=int, default=256)
-    ap.add_argument("--no-check-images", action="store_true")
-    ap.add_argument("--allow-outside-root", action="store_true",
-                    help="read filepaths that are absolute or climb out of the image root")
-    args = ap.parse_args(argv)
+@dataclass
+class ConvertNegclipCommand(ConvertKeys):
+    tsv: str = setting(help="NegCLIP's training TSV")
+    image_root: Optional[str] = setting(None, "filepath is relative to this (default: the TSV's folder)")
+    neg_images: int = setting(1, "hard-negative images per set")
+    neg_captions: int = setting(0, "negative captions taken from each negative image's row")
+
+
+def run(args: ConvertNegclipCommand):
     try:
         m = convert(args.tsv, args.out, args.image_root, args.neg_images, args.neg_captions,
-                    args.sets_per_shard, not args.no_check_images, args.allow_outside_root)
+                    args.sets_per_shard, args.check_images, args.allow_outside_root)
     except ConvertError as e:
         raise SystemExit(f"convert_negclip: {e}") from None
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}; "
           f"{m['rows_without_negatives']} rows without negatives skipped")
+    return m
+
+
+main = command(ConvertNegclipCommand, run, prog="hnclip-convert-negclip", doc=__doc__, run_dir="${out}",
+               check=check_convert_keys)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,29 @@
 """Convert a benchmark folder in the official SPEC layout into candidate-set shards.
 
-    python -m hn_data.convert_spec --root SPEC_ROOT --out data/spec_sets [--subsets count,existence]
+    python -m hn_data.convert_spec root=SPEC_ROOT out=data/spec_sets [subsets=[count,existence]]
 
 SPEC_ROOT/<subset>/image2text.json lists {"query": image path relative to the subset folder,
 "keys": [K captions], "label": index of the right caption}. All queries that share the same
 caption list are one candidate set: image q pairs with caption keys[label]. When a subset has
 no image2text.json, text2image.json ({"query": caption, "keys": [K image paths], "label"}) is
 read the same way with the roles swapped. Images keep their original bytes. An image path
-that is absolute or climbs out of SPEC_ROOT is refused unless --allow-outside-root."""
-import argparse
+that is absolute or climbs out of SPEC_ROOT is refused unless allow_outside_root=true."""
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List
 
-from .convert_common import ConvertError, ShardSink, at, inside, json_array_records, load_image, require
+from .cli import command, setting
+from .convert_common import (
+    ConvertError,
+    ConvertKeys,
+    ShardSink,
+    at,
+    check_convert_keys,
+    inside,
+    json_array_records,
+    load_image,
+    require,
+)
 
 
 class _Set:
@@ -98,23 +110,24 @@ def convert(root, out, subsets=None, sets_per_shard=256, check_images=True,
     return sink.close()
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", required=True, help="folder holding <subset>/image2text.json")
-    ap.add_argument("--out", required=True, help="output folder for sets-NNNNNN.tar")
-    ap.add_argument("--subsets", default="", help="comma-separated subset names (default: all)")
-    ap.add_argument("--sets-per-shard", type=int, default=256)
-    ap.add_argument("--no-check-images", action="store_true", help="do not decode images while converting")
-    ap.add_argument("--allow-outside-root", action="store_true",
-                    help="read image paths that are absolute or climb out of --root")
-    args = ap.parse_args(argv)
-    subsets = [s for s in args.subsets.split(",") if s]
+@dataclass
+class ConvertSpecCommand(ConvertKeys):
+    root: str = setting(help="folder holding <subset>/image2text.json")
+    subsets: List[str] = setting([], "subset names (default: all)")
+
+
+def run(args: ConvertSpecCommand):
     try:
-        m = convert(args.root, args.out, subsets, args.sets_per_shard, not args.no_check_images,
+        m = convert(args.root, args.out, list(args.subsets), args.sets_per_shard, args.check_images,
                     args.allow_outside_root)
     except ConvertError as e:
         raise SystemExit(f"convert_spec: {e}") from None
     print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")
+    return m
+
+
+main = command(ConvertSpecCommand, run, prog="hnclip-convert-spec", doc=__doc__, run_dir="${out}",
+               check=check_convert_keys)
 
 
 if __name__ == "__main__":

@@ -214,14 +214,12 @@ def test_jsonl_malformed_line_names_file_and_line(tmp_path, line, msg):
 
 def test_converter_cli(tmp_path):
     src = jsonl_folder(tmp_path)
-    ok = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out",
-                         str(tmp_path / "o")],
-                        cwd=ROOT, capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", f"src={src}",
+                         f"out={tmp_path / 'o'}"], cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0 and "wrote 3 sets" in ok.stdout, ok.stderr
     (src / "a.jsonl").write_text('{"images": [], "captions": ["a", "b"]}\n')
-    bad = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out",
-                          str(tmp_path / "o2")],
-                         cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "hn_data.convert_jsonl", f"src={src}",
+                          f"out={tmp_path / 'o2'}"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and f"{src / 'a.jsonl'}:1" in bad.stderr
 
 
@@ -271,8 +269,8 @@ def test_allow_outside_root_flag_on_the_command_line(tmp_path):
     secret = _outside_image(tmp_path)
     src = jsonl_folder(tmp_path)
     (src / "a.jsonl").write_text(json.dumps({"images": [str(secret)], "captions": ["a", "b"]}) + "\n")
-    cmd = [sys.executable, "-m", "hn_data.convert_jsonl", "--src", str(src), "--out", str(tmp_path / "o")]
+    cmd = [sys.executable, "-m", "hn_data.convert_jsonl", f"src={src}", f"out={tmp_path / 'o'}"]
     refused = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    assert refused.returncode != 0 and "--allow-outside-root" in refused.stderr
-    allowed = subprocess.run(cmd + ["--allow-outside-root"], cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0 and "allow_outside_root=true" in refused.stderr
+    allowed = subprocess.run(cmd + ["allow_outside_root=true"], cwd=ROOT, capture_output=True, text=True)
     assert allowed.returncode == 0, allowed.stderr
