@@ -2,14 +2,16 @@
 own config classes and saved in the layout real checkpoints use, so the backend's loading and
 calling code runs end to end with no download. PLUMBING ONLY: the pictures are noise.
 
-    python -m hn_data.tiny_diffusion --out /tmp/tiny_models
+    python -m hn_data.tiny_diffusion out=/tmp/tiny_models
     -> t2i/ (an SDXL pipeline: UNet2DConditionModel, AutoencoderKL, two CLIP text encoders; also
        loaded as the inpainting pipeline), detector/ (OWL-ViT), segmenter/ (SAM)
 
 Sizes follow diffusers' and transformers' own unit tests (a few hundred kB in total)."""
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
+
+from .cli import command, setting
 
 
 def write_clip_tokenizer(folder: Path, max_length=64):
@@ -116,7 +118,19 @@ def build_all(out) -> dict:
             "plumbing_only": True}
 
 
+@dataclass
+class TinyDiffusionCommand:
+    out: str = setting(help="folder for t2i/, detector/, segmenter/ (the run directory)")
+
+
+def run(args: TinyDiffusionCommand) -> dict:
+    options = build_all(args.out)
+    print(json.dumps(options, indent=2))
+    return options
+
+
+main = command(TinyDiffusionCommand, run, prog="hnclip-tiny-diffusion", doc=__doc__, run_dir="${out}")
+
+
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    print(json.dumps(build_all(ap.parse_args().out), indent=2))
+    main()
