@@ -158,3 +158,16 @@ def test_equals_a_plain_loop_on_a_random_model(bench):
     assert ours.metrics["Relation/acc"] == pytest.approx(relation)
     assert ours.metrics["avg/acc"] == pytest.approx(mean(obj, attribute, relation))
     assert 0 < ours.metrics["avg/acc"] < 100  # the random model is neither oracle nor reversed
+
+
+def test_runs_from_the_evaluate_command(bench, tmp_path):
+    import yaml
+
+    from train.eval import evaluate as cmd
+    _, opts = bench
+    conf = tmp_path / "vlc.yaml"
+    conf.write_text(yaml.safe_dump({"benchmarks": ["vl_checklist"], "suites": {"vl_checklist": opts},
+                                    "batch_size": 4}))
+    res = cmd.main(["model=hnclip-tiny", f"eval={conf}", f"out={tmp_path / 'out'}"])
+    assert 0 <= res["vl_checklist/avg/acc"] <= 100 and "vl_checklist/Object/Location/acc" in res
+    assert res["vl_checklist/counts/skipped_missing_image"] == 3
