@@ -126,6 +126,10 @@ def test_bad_shipped_options_are_clear_errors(tmp_path):
     root = write_folder(world, tmp_path / "c", classes[:9], templates)  # one class folder short
     with pytest.raises(ValueError, match="10 class names for 9 folders"):
         build_one("cifar10", {"type": "zeroshot", "root": str(root), "dataset": "cifar10"})
+    # in a suite, `dataset: null` opts out of the shipped names: the folder names are the classes
+    opts = {"root": str(root), "dataset": None}
+    ev = build_one("z", {"type": "zeroshot_suite", "datasets": {"cifar10": opts}})
+    assert ev.parts["cifar10"].names == sorted(classes[:9])  # CIFAR-10's names have no spaces
     with pytest.raises(ValueError, match="no shipped class names"):
         build_one("x", {"type": "zeroshot", "root": str(root), "dataset": "cifar11"})
     with pytest.raises(FileNotFoundError, match="nor is it a shipped dataset"):

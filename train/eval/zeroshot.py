@@ -73,7 +73,7 @@ def order_folders(folders, names):
     return sorted(folders)
 
 
-def load_folder(root, classnames=None, names=None):
+def load_folder(root, classnames=None, names=None, source="shipped class names"):
     """-> ([(image path, class index)], class names). `names` (a list) or `classnames` (read_names)
     name the classes; without either the folder names do."""
     root = Path(root)
@@ -87,7 +87,7 @@ def load_folder(root, classnames=None, names=None):
     else:
         names = list(names)
         if len(names) != len(folders):
-            raise ValueError(f"{classnames or 'shipped class names'}: {len(names)} class names for "
+            raise ValueError(f"{classnames or source}: {len(names)} class names for "
                              f"{len(folders)} folders in {root}")
         folders = order_folders(folders, names)
     items = [(str(f), c) for c, folder in enumerate(folders) for f in sorted(folder.iterdir())
@@ -118,7 +118,9 @@ class ZeroShotEvaluator(Evaluator):
         given = None if classnames else ship_names
         self.skipped = 0
         if root is not None:
-            self.items, self.names = load_folder(root, classnames, given)
+            self.items, self.names = load_folder(
+                root, classnames, given, f"the shipped class names of {self.dataset!r} (give `classnames`, "
+                "or `dataset: null` for the folder names)")
             self.items = self.items[:self.limit]
         else:
             if not classnames and given is None:
