@@ -25,7 +25,7 @@ import difflib
 import sys
 import typing
 from dataclasses import MISSING, fields, is_dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 CONFIG_ERROR_EXIT_CODE = 2
 REQUIRED = "???"  # OmegaConf's mark of a value that must be given
@@ -155,20 +155,49 @@ def _refuse_old_flags(prog: str, argv: list, schema):
                   "--help lists the keys)")
 
 
-def _text_keys(schema) -> set:
+def _text_keys(schema, kinds) -> set:
     hints = typing.get_type_hints(schema)
-    return {f.name for f in fields(schema) if hints[f.name] in (str, Optional[str])}
+    return {f.name for f in fields(schema) if hints[f.name] in kinds}
+
+
+def _quote(value: str) -> str:
+    if value[:1] in "'\"" or not ("{" in value or "}" in value):
+        return value
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def _items(inner: str) -> list:
+    """A list's items split at the commas outside braces and quotes (`{a,b}` is one pattern)."""
+    items, depth, quote, start = [], 0, None, 0
+    for i, c in enumerate(inner):
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append(inner[start:i])
+            start = i + 1
+    return items + [inner[start:]]
 
 
 def quote_text_values(overrides: list, schema) -> list:
-    """A text key's value taken literally when it holds braces: shard patterns such as
-    `pairs=data/pairs-{000000..000007}.tar` would otherwise read as a broken Hydra mapping.
-    Values already quoted, and list keys (quote their items yourself), are left alone."""
-    text, done = _text_keys(schema), []
+    """A text value taken literally when it holds braces: shard patterns such as
+    `pairs=data/pairs-{000000..000007}.tar` (or `train=[a-{0..7}.tar,b-{0..7}.tar]` for a list
+    of text) would otherwise read as a broken Hydra mapping. Quoted values are left alone."""
+    text = _text_keys(schema, (str, Optional[str]))
+    lists = _text_keys(schema, (List[str], Optional[List[str]]))
+    done = []
     for arg in overrides:
         name, eq, value = arg.partition("=")
-        if eq and name.lstrip("+") in text and ("{" in value or "}" in value) and value[:1] not in "'\"":
-            arg = f"{name}='" + value.replace("'", "\\'") + "'"
+        bare = name.lstrip("+")
+        if eq and bare in text:
+            arg = f"{name}={_quote(value)}"
+        elif eq and bare in lists and value.startswith("[") and value.endswith("]") and len(value) > 2:
+            arg = f"{name}=[" + ",".join(_quote(v.strip()) for v in _items(value[1:-1])) + "]"
         done.append(arg)
     return done
 

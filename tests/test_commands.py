@@ -138,7 +138,8 @@ def test_a_text_value_with_braces_is_taken_literally(tmp_path):
     out = tmp_path / "shards-{000000..000001}"
     cfg = toy_main([f"out={out}"])
     assert cfg.out == str(out) and (out / "result.json").is_file()
-    with pytest.raises(SystemExit) as e:  # a list key's items are quoted by the user, as in Hydra
-        toy_main([f"out={tmp_path}", "names=[a-{0..1}]"])
+    names = toy_main([f"out={tmp_path}", "names=[a-{0..1}.tar,b-{x,y}.tar,'c,d']"]).names
+    assert names == ["a-{0..1}.tar", "b-{x,y}.tar", "c,d"]
+    with pytest.raises(SystemExit) as e:  # a mapping is still no text
+        toy_main([f"out={tmp_path}", "count={a:1}"])
     assert e.value.code == 2
-    assert toy_main([f"out={tmp_path}", "names=['a-{0..1}']"]).names == ["a-{0..1}"]

@@ -74,9 +74,8 @@ def test_reports_overlap_between_training_shards_and_a_benchmark(tmp_path):
     conf.write_text(yaml.safe_dump({"benchmarks": ["sugarcrepe"],
                                     "suites": {"sugarcrepe": {"root": FIXTURES, "image_root": str(images)}}}))
     out = tmp_path / "report.json"
-    rep = cc.main(["--train", str(tmp_path / "pairs-{00000..00000}.tar"), "--train",
-                   str(tmp_path / "sets-00000.tar"),
-                   "--eval", str(conf), "--out", str(out)])
+    rep = cc.main([f"train=[{tmp_path / 'pairs-{00000..00000}.tar'},{tmp_path / 'sets-00000.tar'}]",
+                   f"eval={conf}", f"out={out}"])
     r = rep["benchmarks"]["sugarcrepe"]
     assert r["images"] == len(files) and r["image_matches"] == 1  # the leak, and none of the other photos
     assert r["text_matches"] == 2 and rep["training"]["unreadable"] == 1
@@ -113,5 +112,5 @@ def test_benchmarks_holding_images_in_memory(tmp_path):
     conf = tmp_path / "eval.yaml"
     conf.write_text(yaml.safe_dump({"benchmarks": ["retrieval"],
                                     "suites": {"retrieval": {"urls": str(tmp_path / "bench-0.tar")}}}))
-    r = cc.main(["--train", str(tmp_path / "train-0.tar"), "--eval", str(conf)])["benchmarks"]["retrieval"]
+    r = cc.main([f"train=[{tmp_path / 'train-0.tar'}]", f"eval={conf}"])["benchmarks"]["retrieval"]
     assert (r["images"], r["image_matches"], r["texts"], r["text_matches"]) == (2, 1, 2, 1)

@@ -3,33 +3,36 @@ near-identical images and identical captions. Fine-tuning on COCO and testing on
 benchmarks (SugarCrepe, ARO, VALSE's foil-it, the Karpathy test split) mixes splits easily;
 this says how much, before the numbers are believed.
 
-    python -m train.eval.contamination --train 'data/default/pairs/pairs-{000000..000007}.tar' \\
-        --train 'data/default/sets/sets-{000000..000007}.tar' --eval full [--benchmarks sugarcrepe] \\
-        [--max-distance 6] [--out report.json] [suites.sugarcrepe.root=...]
+    python -m train.eval.contamination \\
+        'train=[data/default/pairs/pairs-{000000..000007}.tar,data/default/sets/sets-{000000..000007}.tar]' \\
+        eval=full [benchmarks=[sugarcrepe]] [max_distance=6] [out=report.json] [suites.sugarcrepe.root=...]
 
 Training shards: pair shards (KEY.jpg/png/webp + KEY.txt) and candidate-set shards (KEY.json
 with "captions" + KEY.<k>.png); any tar member that is an image is hashed, every .txt and every
 set caption is a caption. Images match when their 63-bit perceptual hashes (pHash: the low
-DCT frequencies of a 32x32 grey thumbnail against their median) are at most --max-distance bits
+DCT frequencies of a 32x32 grey thumbnail against their median) are at most max_distance bits
 apart: re-encoding, resizing and mild recompression stay within a few bits (0-8 measured on
 our 64-px images), different images of the same generator 18 or more, yet among thousands of
 flat-background images some different ones still come close; so every hash match is confirmed
-on the pixels: 32x32 grey thumbnails within --max-pixel-diff (mean absolute difference, default
+on the pixels: 32x32 grey thumbnails within max_pixel_diff (mean absolute difference, default
 4 of 255; re-encoded copies measured at most 1.0, different images of our generator 13 or
 more). Captions match when equal after lower-casing, dropping punctuation and collapsing spaces.
 Benchmarks list their inputs (Evaluator.inputs); a box crop (ARO) is compared as its whole image.
-Corrupt members are skipped and counted. The report is JSON (--out) and a table on stdout."""
-import argparse
+Corrupt members are skipped and counted. The report is JSON (`out`) and a table on stdout."""
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
 from PIL import Image
 
+from hn_data.cli import ConfigError, command, setting
 from hn_data.tar_io import IMAGE_EXTS, local_entries
 
+from .evaluate import EvalConfigKeys, command_eval_config
 from .shards import expand
 
 HASH_BITS = 64
@@ -188,25 +191,27 @@ def check(evaluator, images, captions, examples=5, max_pixel_diff=4.0):
     return report
 
 
-def main(argv=None):
-    from . import build_one, suite_options
-    from .load import eval_config
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", action="append", required=True,
-                    help="training shards (brace URLs); repeatable")
-    ap.add_argument("--eval", default="full", help="conf/eval/<name>.yaml or a YAML path")
-    ap.add_argument("--benchmarks", nargs="*", default=None)
-    ap.add_argument("--data-root", default="data/default")
-    ap.add_argument("--max-distance", type=int, default=6,
-                    help="pHash bits two images may differ by and match")
-    ap.add_argument("--max-pixel-diff", type=float, default=4.0,
-                    help="mean absolute 32x32 grey difference (0-255) a hash match must also be within")
-    ap.add_argument("--out", default=None, help="write the JSON report here")
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
+@dataclass
+class ContaminationCommand(EvalConfigKeys):
+    eval: str = setting("full", "conf/eval/<name>.yaml or a YAML path")
+    train: List[str] = setting(help="training shards (brace URLs), e.g. train=[pairs-{000000..000007}.tar]")
+    max_distance: int = setting(6, "pHash bits two images may differ by and match (0..15)")
+    max_pixel_diff: float = setting(4.0, "mean absolute 32x32 grey difference (0-255) a hash match must "
+                                    "also be within")
+    out: Optional[str] = setting(None, "write the JSON report here")
+
+
+def check_keys(args: ContaminationCommand):
     if not 0 <= args.max_distance < 16:
-        raise SystemExit("contamination: --max-distance must be in 0..15")
-    cfg = eval_config(args.eval, args.overrides)
+        raise ConfigError(f"invalid value max_distance={args.max_distance}: must be in 0..15")
+    if not args.train:
+        raise ConfigError("train=[...] lists no training shards")
+
+
+def run(args: ContaminationCommand):
+    from . import build_one, suite_options
+    check_keys(args)
+    cfg = command_eval_config(args)
     images, captions, counts = index_training(args.train, args.max_distance)
     print(f"[contamination] training: {counts['images']} images, {counts['captions']} captions "
           f"({counts['unreadable']} unreadable members skipped)", flush=True)
@@ -227,6 +232,9 @@ def main(argv=None):
         Path(args.out).write_text(json.dumps(report, indent=2))
         print(f"[contamination] wrote {args.out}")
     return report
+
+
+main = command(ContaminationCommand, run, prog="hnclip-contamination", doc=__doc__, check=check_keys)
 
 
 if __name__ == "__main__":

@@ -65,12 +65,8 @@ def list_types():
 
 
 @dataclass
-class EvaluateCommand:
-    checkpoint: Optional[str] = setting(None, "run dir, RUN/final export, RUN/checkpoints/step-N or its "
-                                        "trainer.pt")
-    model: Optional[str] = setting(None, "open_clip model name (with pretrained), or hf:<repo id or "
-                                   "local dir>")
-    pretrained: Optional[str] = setting(None, "open_clip tag (openai) or weights file")
+class EvalConfigKeys:
+    """The keys that pick the benchmarks and their options (shared with the contamination check)."""
     eval: str = setting("default", "conf/eval/<name>.yaml or a YAML path")
     benchmarks: Optional[List[str]] = setting(None, "suite names (default: the eval config's)")
     suites: Dict[str, Any] = setting({}, "per-suite options over the eval config's, e.g. "
@@ -78,6 +74,15 @@ class EvaluateCommand:
     batch_size: Optional[int] = setting(None, "default: the eval config's")
     spec_root: Optional[str] = setting(None, "default: the eval config's")
     data_root: str = setting("data/default")
+
+
+@dataclass
+class EvaluateCommand(EvalConfigKeys):
+    checkpoint: Optional[str] = setting(None, "run dir, RUN/final export, RUN/checkpoints/step-N or its "
+                                        "trainer.pt")
+    model: Optional[str] = setting(None, "open_clip model name (with pretrained), or hf:<repo id or "
+                                   "local dir>")
+    pretrained: Optional[str] = setting(None, "open_clip tag (openai) or weights file")
     tie_rule: Optional[str] = setting(None, f"{' | '.join(TIE_RULES)} (SPEC's official rule is first); "
                                       "default: each suite's")
     allow_outside_root: Optional[bool] = setting(None, "accept image paths in benchmark files that are "
@@ -98,7 +103,7 @@ def check(args: EvaluateCommand):
         raise ConfigError(f"invalid value tie_rule={args.tie_rule!r}; choose one of {TIE_RULES}")
 
 
-def command_eval_config(args: EvaluateCommand):
+def command_eval_config(args: EvalConfigKeys):
     """The eval config file with the command line's suites / batch_size / spec_root over it."""
     cfg = eval_config(args.eval)
     extra = {"suites": args.suites}
