@@ -143,3 +143,17 @@ def test_a_text_value_with_braces_is_taken_literally(tmp_path):
     with pytest.raises(SystemExit) as e:  # a mapping is still no text
         toy_main([f"out={tmp_path}", "count={a:1}"])
     assert e.value.code == 2
+
+
+def test_demo_data_runs_as_a_user_would(tmp_path):
+    out = tmp_path / "diag"
+    r = subprocess.run([sys.executable, "-m", "train.eval.demo_data", f"out={out}", "per_class=1", "pairs=3",
+                        "size=32"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from hn_data.objects import CLASSES
+    assert sorted(p.name for p in (out / "zeroshot").iterdir()) == sorted(CLASSES)
+    assert all(len(list((out / "zeroshot" / c).glob("*.png"))) == 1 for c in CLASSES)
+    assert sorted(p.name for p in (out / "retrieval").iterdir()) == ["pairs-00000.tar", "pairs-00001.tar"]
+    bad = subprocess.run([sys.executable, "-m", "train.eval.demo_data", f"out={tmp_path / 'no'}", "pairs=0"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "pairs=0" in bad.stderr and not (tmp_path / "no").exists()

@@ -2,18 +2,19 @@
 zero-shot retention beside the SPEC scores (the users' question: did fine-grained gains cost
 zero-shot skill?).
 
-    python -m train.eval.demo_data --out data/diag
+    python -m train.eval.demo_data out=data/diag
 
 Writes OUT/zeroshot/<class>/*.png (one procedural object on a background, the image-folder
 layout) and OUT/retrieval/pairs-{00000..00001}.tar (img2dataset layout). Background seeds start
 far above anything hn_data.make_default uses, so no image here is a training image."""
-import argparse
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hn_data.cli import ConfigError, command, setting
 from hn_data.objects import CLASSES
 from hn_data.scenes import names_caption, object_scene
 from hn_data.tar_io import TarWriter
@@ -30,14 +31,22 @@ def scene(rng, names, size, bg_seed):
     return object_scene(rng, names, size, bg_seed, area=(0.06, 0.3), corners=_corners).image
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="data/diag")
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--per-class", type=int, default=12)
-    ap.add_argument("--pairs", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+@dataclass
+class DemoDataCommand:
+    out: str = setting("data/diag", "output folder (the run directory)")
+    size: int = setting(64, "image side in pixels")
+    per_class: int = setting(12, "zero-shot images per class")
+    pairs: int = setting(200, "retrieval pairs (over two shards)")
+    seed: int = setting(0)
+
+
+def check(args: DemoDataCommand):
+    for name in ("size", "per_class", "pairs"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"invalid value {name}={getattr(args, name)}: must be >= 1")
+
+
+def write(args: DemoDataCommand):
     out, rng, classes = Path(args.out), np.random.default_rng(args.seed + 17), list(CLASSES)
     bg = SEED_OFFSET
     for c in classes:
@@ -61,6 +70,10 @@ def main(argv=None):
                                    json.dumps({"key": key, "caption": cap, "status": "success"}).encode())):
                     tar.add(f"{key}.{ext}", data)
     print(f"wrote {len(classes)} x {args.per_class} zero-shot images and {2 * per_shard} pairs under {out}")
+    return out
+
+
+main = command(DemoDataCommand, write, prog="hnclip-demo-data", doc=__doc__, run_dir="${out}", check=check)
 
 
 if __name__ == "__main__":
