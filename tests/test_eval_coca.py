@@ -63,3 +63,53 @@ def test_coca_scores_its_own_answers(tmp_path, coca, pick, expected):
     res = run_suite(ev, model, tokenizer, preprocess)
     assert res.metrics["count/i2t"] == expected and res.metrics["count/t2i"] == expected
     assert not model.training  # run_suite leaves the mode as it found it (eval here)
+
+
+def test_captioning_score_is_minus_cocas_own_caption_loss(tmp_path):
+    """coca-caption: s(image, caption) equals minus the cross-entropy of open_clip's own CoCa
+    forward for that pair (padding ignored, as CoCaLoss); through the evaluators, a benchmark
+    labelled with its own first choices scores 100, with its last 0; gallery benchmarks refuse it."""
+    torch.manual_seed(0)
+    scorer, preprocess, tokenizer, desc = load(model="coca-caption:hnclip-tiny-coca")
+    assert desc == "coca-caption:hnclip-tiny-coca:random-init"
+    coca = scorer.model
+    rng = np.random.default_rng(5)
+
+    def own(image, captions):
+        out = []
+        with torch.no_grad():
+            for c in captions:
+                o = coca(preprocess(image)[None], tokenizer([c]))
+                ce = torch.nn.functional.cross_entropy(o["logits"].permute(0, 2, 1), o["labels"],
+                                                       ignore_index=0)
+                out.append(-float(ce))
+        return out
+
+    img = Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    caps = ["two cups on a table", "a cup under a table", "three dogs"]
+    with torch.no_grad():
+        ours = scorer.match(scorer.encode_image(preprocess(img)[None]).expand(3, -1, -1),
+                            scorer.encode_text(tokenizer(caps)))
+    assert ours.tolist() == pytest.approx(own(img, caps), abs=1e-5)
+    for pick, expected in ((np.argmax, 100.0), (np.argmin, 0.0)):
+        sub = tmp_path / pick.__name__ / "count"
+        (sub / "images").mkdir(parents=True)
+        i2t = []
+        for q in range(4):
+            keys = [f"set {q} has {w} cups" for w in ("one", "two", "three")]
+            pixels = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(sub / "images" / f"{q}.png")
+            s = own(Image.open(sub / "images" / f"{q}.png").convert("RGB"), keys)
+            assert len(set(s)) == 3
+            i2t.append({"query": f"images/{q}.png", "keys": keys, "label": int(pick(s))})
+        (sub / "image2text.json").write_text(json.dumps(i2t))
+        (sub / "text2image.json").write_text(json.dumps([]))
+        res = run_suite(build_one("spec", {"root": str(sub.parent)}, batch_size=3), scorer, tokenizer,
+                        preprocess)
+        assert res.metrics["count/i2t"] == expected
+    folder = tmp_path / "zs" / "cup"
+    folder.mkdir(parents=True)
+    img.save(folder / "0.png")
+    with pytest.raises(ValueError, match="cross-encoder"):
+        run_suite(build_one("zeroshot", {"root": str(tmp_path / "zs"), "templates": ["a {}."]}), scorer,
+                  tokenizer, preprocess)

@@ -1,6 +1,7 @@
 """Load any model the evaluation commands take: an open_clip preset (+ pretrained tag or weights
 file), our export dir (RUN/final), a trainer checkpoint (RUN/checkpoints/step-N), a run dir
-(its final export), or hf:<repo id or dir> (transformers CLIP / SigLIP / BLIP: adapters/)."""
+(its final export), hf:<repo id or dir> (transformers CLIP / SigLIP / BLIP: adapters/), or
+coca-caption:<CoCa name> (CoCa's captioning score: adapters/coca.py)."""
 import pickle
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def load(checkpoint=None, model=None, pretrained=None):
             from .adapters import load_hf
             prefix, _, source = model.partition(":")
             return load_hf(source, "itm" if prefix == "hf-itm" else "contrastive")
+        if model.startswith("coca-caption:"):
+            from .adapters import load_coca_caption
+            return load_coca_caption(model.partition(":")[2], pretrained)
         m, _, pre, tok = models.create(model, pretrained)
         return m.eval(), pre, tok, f"{model}:{pretrained or 'random-init'}"
     path = Path(checkpoint)
