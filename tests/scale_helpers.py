@@ -1,5 +1,6 @@
 """Shared by tests/test_scale_*.py: run the real entry point in a subprocess, optionally with a
-fault injected (SIGKILL after step k, NaN loss at given steps), and read what it left."""
+fault injected (SIGKILL after step k, NaN loss at given steps, a raising loss on one rank), and
+read what it left."""
 import json
 import os
 import subprocess
@@ -23,6 +24,10 @@ nan_steps = {int(s) for s in os.environ.get("HNCLIP_TEST_NAN_STEPS", "").split("
 nan_rank = int(os.environ.get("HNCLIP_TEST_NAN_RANK", "-1"))  # -1: every rank
 # "step:rank": that rank stops itself (SIGSTOP) after that many steps: a lost rank
 stop_at = tuple(int(x) for x in os.environ.get("HNCLIP_TEST_STOP_AT", "-1:-1").split(":"))
+# "step:rank": that rank's forward raises FloatingPointError during that step
+raise_at = tuple(int(x) for x in os.environ.get("HNCLIP_TEST_RAISE_AT", "-1:-1").split(":"))
+# a folder: each rank writes its final weights there (rank<r>.pt) before the run's export
+weights_dir = os.environ.get("HNCLIP_TEST_WEIGHTS_DIR")
 current = [0]
 orig_fb = T.Trainer._forward_backward
 def forward_backward(self, batches):
@@ -35,11 +40,22 @@ def forward_backward(self, batches):
         os.kill(os.getpid(), signal.SIGSTOP)
     return orig_fb(self, batches)
 T.Trainer._forward_backward = forward_backward
+orig_finish = T.Trainer.finish
+def finish(self):
+    if weights_dir:
+        import torch
+        torch.save({k: v.detach().cpu() for k, v in self.raw_model.state_dict().items()},
+                   os.path.join(weights_dir, f"rank{self.rank}.pt"))
+    return orig_finish(self)
+T.Trainer.finish = finish
 orig_fl = T.forward_losses
 def forward_losses(model, batch, loss_cfg, device="cpu"):
     loss, logs = orig_fl(model, batch, loss_cfg, device)
     if current[0] in nan_steps and nan_rank in (-1, int(os.environ.get("RANK", "0"))):
         loss = loss * float("nan")
+    if (current[0], int(os.environ.get("RANK", "0"))) == raise_at:
+        # a loss that checks itself and raises (after the model's forward and the gathers)
+        raise FloatingPointError(f"injected: non-finite loss at step {current[0]}")
     return loss, logs
 T.forward_losses = forward_losses
 import train.accumulate as A

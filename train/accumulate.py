@@ -12,8 +12,13 @@ own `forward_losses` on the merged batch; it sees a model that returns the mixed
 
 logit_scale enters every pass's loss; open_clip lets all K passes backprop into it (K times
 its big-batch gradient). Here only the last pass does, so the gradient matches one big batch.
-Cost: K+1 forwards of each micro-batch's encoders and K loss computations per step."""
+Before any backward, the loss of the whole step is computed once more from the cached features
+alone, without gradient (`whole_step_loss`): every pass's loss has that value (the recomputed
+rows equal the cached ones bit for bit), so the ranks can agree on a non-finite or raising loss
+before the first backward, whose gathers are collectives that every rank must enter.
+Cost: K+1 forwards of each micro-batch's encoders and K+1 loss computations per step."""
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
 
@@ -101,12 +106,12 @@ def encode_all(model, merged, img_rows, txt_rows, device):
     img_cache = txt_cache = None
     for rows_i, rows_t in zip(img_rows, txt_rows):
         rows_i, rows_t = rows_i.to(device, non_blocking=True), rows_t.to(device, non_blocking=True)
-        f_i, f_t = model(image=images[rows_i], text=tokens[rows_t])[:2]
+        f_i, f_t, scale = model(image=images[rows_i], text=tokens[rows_t])[:3]
         if img_cache is None:
             img_cache = f_i.new_zeros((images.shape[0], f_i.shape[1]))
             txt_cache = f_t.new_zeros((tokens.shape[0], f_t.shape[1]))
         img_cache[rows_i], txt_cache[rows_t] = f_i, f_t
-    return img_cache, txt_cache
+    return img_cache, txt_cache, scale
 
 
 def _inputs(merged, device):
@@ -117,19 +122,58 @@ def _inputs(merged, device):
     return images.to(device, non_blocking=True), tokens.to(device, non_blocking=True)
 
 
-def accumulated_passes(model, batches, loss_cfg, device, autocast=nullcontext, no_sync=None):
-    """Yield (j, loss_j, logs) for each micro-batch; the caller runs backward on loss_j before
-    asking for the next one. no_sync(model) is entered for all passes but the last (DDP then
-    all-reduces gradients once per step)."""
+@dataclass
+class Prepared:
+    """A step's micro-batches merged and encoded once without gradient (pass 1)."""
+    model: object
+    merged: dict
+    img_rows: list
+    txt_rows: list
+    img_cache: torch.Tensor
+    txt_cache: torch.Tensor
+    scale: torch.Tensor
+
+
+def prepare(model, batches, device, autocast=nullcontext) -> Prepared:
     merged, img_rows, txt_rows = merge_micro_batches(batches)
     with autocast():
-        img_cache, txt_cache = encode_all(model, merged, img_rows, txt_rows, device)
+        img_cache, txt_cache, scale = encode_all(model, merged, img_rows, txt_rows, device)
+    return Prepared(model, merged, img_rows, txt_rows, img_cache, txt_cache, scale)
+
+
+class CachedOnly:
+    """Stands in for the model: the cached features of the whole accumulated batch, no encoder
+    run. `model` is there for families.encode's check of what it wraps."""
+
+    def __init__(self, prepared: Prepared):
+        self.model, self.prepared = prepared.model, prepared
+
+    def __call__(self, image, text):
+        p = self.prepared
+        return p.img_cache, p.txt_cache, p.scale.detach()
+
+
+@torch.no_grad()
+def whole_step_loss(prepared: Prepared, loss_cfg, device, autocast=nullcontext):
+    """-> (loss, logs) of the whole accumulated batch from the cached features, no gradient:
+    the value every pass's loss will have. A FloatingPointError from the loss propagates."""
+    with autocast():
+        return forward_losses(CachedOnly(prepared), prepared.merged, loss_cfg, device)
+
+
+def accumulated_passes(model, batches, loss_cfg, device, autocast=nullcontext, no_sync=None,
+                       prepared: Prepared = None):
+    """Yield (j, loss_j, logs) for each micro-batch; the caller runs backward on loss_j before
+    asking for the next one. no_sync(model) is entered for all passes but the last (DDP then
+    all-reduces gradients once per step). `prepared`: pass 1 already run (prepare())."""
+    p = prepared or prepare(model, batches, device, autocast)
     k = len(batches)
     for j in range(k):
         last = j == k - 1
-        stand_in = CachedFeatures(model, img_cache, txt_cache, img_rows[j], txt_rows[j], scale_grad=last)
+        stand_in = CachedFeatures(model, p.img_cache, p.txt_cache, p.img_rows[j], p.txt_rows[j],
+                                  scale_grad=last)
         ctx = no_sync(model) if (no_sync is not None and not last) else nullcontext()
         with ctx:
             with autocast():
-                loss, logs = forward_losses(stand_in, merged, loss_cfg, device)
+                loss, logs = forward_losses(stand_in, p.merged, loss_cfg, device)
             yield j, loss, logs

@@ -5,6 +5,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from . import checkpoint as ckpt, distributed as D, lora, models, run_compat, signals, text_trim
-from .accumulate import accumulated_passes
+from .accumulate import accumulated_passes, prepare, whole_step_loss
 from .config import batch_summary, to_yaml
 from .data import jpeg
 from .data.steps import make_loader, spec_from_config
@@ -26,6 +27,74 @@ from .step import forward_losses
 
 class StopRequested(Exception):
     pass
+
+
+@dataclass
+class StepFlags:
+    """What every rank agrees on after a step's forward and before its backward, from one
+    summed vector (one collective, one host read): [stop, loss bad, skip counts in
+    SKIP_REASONS order]."""
+    stop_requested: bool = False   # a stop signal reached some rank
+    loss_nonfinite: bool = False   # some rank's loss was NaN/Inf, or its forward raised
+    skipped: dict = field(default_factory=dict)  # data/* skips this step, summed over ranks
+
+    @property
+    def take(self) -> bool:
+        return not self.loss_nonfinite
+
+    @staticmethod
+    def pack(stop: bool, loss_ok, skipped, device):
+        head = torch.stack([torch.full((), float(stop), dtype=torch.float64, device=device),
+                            (~loss_ok).to(torch.float64)])
+        counts = torch.tensor(skip_counts(skipped), dtype=torch.float64, device=device)
+        return torch.cat([head, counts])
+
+    @classmethod
+    def unpack(cls, summed: list):
+        return cls(stop_requested=summed[0] > 0, loss_nonfinite=summed[1] > 0, skipped=skip_logs(summed[2:]))
+
+
+@dataclass
+class StepResult:
+    """One train_step's outcome, the same on every rank."""
+    flags: StepFlags
+    grad_nonfinite: bool  # the loss was finite but the gradient norm was not: update not applied
+    logs: dict            # the step's scalars averaged over ranks; NaN loss when skipped
+    lr: float
+    samples: int          # items this step, all ranks
+    data_time: float      # seconds waiting for the loader
+
+    @property
+    def taken(self) -> bool:
+        return self.flags.take and not self.grad_nonfinite
+
+    def why(self) -> str:
+        return "non-finite loss" if self.flags.loss_nonfinite else "non-finite gradient norm"
+
+
+@dataclass
+class Cadence:
+    """When the loop saves, evaluates and prints: decided here and nowhere else (torchtitan's
+    checkpointer `_should_save` and validator `should_validate`). The end-of-run save,
+    evaluation and export follow the loop and are not scheduled here."""
+    steps: int
+    save_every: int
+    eval_every: int
+    print_every: int
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg.optim.steps, cfg.checkpoint.every_steps, cfg.eval.every_steps, cfg.logger.log_every)
+
+    def should_save(self, step: int, healthy: bool) -> bool:
+        # no periodic checkpoint inside a non-finite streak: the latest one stays a good one
+        return bool(self.save_every) and step % self.save_every == 0 and step < self.steps and healthy
+
+    def should_eval(self, step: int) -> bool:
+        return bool(self.eval_every) and step % self.eval_every == 0 and step < self.steps
+
+    def should_print(self, step: int, taken: bool) -> bool:
+        return taken and (step % self.print_every == 0 or step == 1)
 
 
 def make_accelerator(cfg):
@@ -155,6 +224,8 @@ class Trainer:
         self.step = 0
         self.samples_seen = 0
         self.nonfinite_total = 0
+        self.nonfinite_in_row = 0
+        self.stop_requested = False     # set by a step's flag collective (_agree)
         self.skipped_total = Counter()  # data/* skips over the whole run, all ranks
         self.evaluators = build_evaluators(cfg.eval, cfg.data.root) if self.is_main else {}
         self._resume()
@@ -312,7 +383,7 @@ class Trainer:
     def _on_stop(self, signum):
         self.stop_signal = signum
 
-    # -- the loop -------------------------------------------------------------------------
+    # -- the loop: torchtitan's shape (train_step -> result; the cadence decides the rest) --
     def train(self):
         try:
             return self._train()
@@ -334,89 +405,24 @@ class Trainer:
 
     def _train(self):
         cfg = self.cfg
-        accum = cfg.optim.accum_steps
         spec = spec_from_config(cfg.data, cfg.seed, self.rank, self.world)
         loader = make_loader(spec, jpeg.for_decode(cfg.data.decode, self.preprocess_train), self.tokenizer,
-                             cfg.data.workers, start_step=self.step * accum)
-        it = iter(loader)
-        nonfinite_in_row = 0
-        t_last = time.perf_counter()
-        self.stop_requested = False  # set by each step's flag collective (_step_flags)
+                             cfg.data.workers, start_step=self.step * cfg.optim.accum_steps)
+        batches = iter(loader)
+        cadence = Cadence.from_config(cfg)
+        self._t_last = time.perf_counter()
         while self.step < cfg.optim.steps:
-            if self.stop_requested:
+            result = self.train_step(batches)
+            self.step += 1
+            self._account(result, cadence)
+            if cadence.should_save(self.step, healthy=self.nonfinite_in_row == 0):
+                self.save()
+            if cadence.should_eval(self.step):
+                self._evaluate_any()
+            if result.flags.stop_requested and self.step < cfg.optim.steps:
                 self.save()
                 who = f"signal {self.stop_signal}" if self.stop_signal else "a signal to another rank"
                 raise StopRequested(f"{who}: checkpointed at step {self.step}")
-            t0 = time.perf_counter()
-            batches = [next(it) for _ in range(accum)]
-            data_time = time.perf_counter() - t0
-            if self.trim_text:
-                batches = text_trim.trim_batches(batches)
-            skipped = Counter()
-            for b in batches:
-                skipped.update(b.get("skipped", {}))
-            lr = lr_at(self.step, cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.schedule)
-            for g in self.optimizer.param_groups:
-                g["lr"] = lr
-            self.optimizer.zero_grad(set_to_none=True)
-            finite, logs = self._forward_backward(batches)
-            if finite:  # gradients already clipped (_grads_finite), or by DeepSpeed's engine
-                self.optimizer.step()
-                with torch.no_grad():
-                    self.raw_model.logit_scale.clamp_(0, math.log(100))
-                nonfinite_in_row = 0
-            else:
-                self.optimizer.zero_grad(set_to_none=True)
-                nonfinite_in_row += 1
-                self.nonfinite_total += 1
-                if self.is_main:
-                    print(f"[hnclip] step {self.step + 1}: non-finite loss or gradient, step skipped "
-                          f"({nonfinite_in_row} in a row, {self.nonfinite_total} in total)", flush=True)
-            n_local = sum(b["pairs"]["images"].shape[0] + (b["sets"]["images"].shape[0] if "sets" in b else 0)
-                          for b in batches)
-            self.samples_seen += n_local * self.world
-            self.step += 1
-            t_now = time.perf_counter()
-            step_time, t_last = t_now - t_last, t_now
-            # one collective and one host sync for all the step's scalars, not one per value:
-            # the data-skip counts (summed over ranks) and, on a finite step, the logs (averaged).
-            # The ranks' log keys may differ on a failed step: then only the counts travel.
-            names = list(logs) if finite else []
-            counts = torch.tensor(skip_counts(skipped), dtype=torch.float64, device=self.device)
-            values = [torch.as_tensor(logs[k].detach() if torch.is_tensor(logs[k]) else logs[k],
-                                      dtype=torch.float64, device=self.device).reshape(()) for k in names]
-            summed = D.sum_over_ranks(torch.cat([counts, torch.stack(values)]) if values else counts).tolist()
-            n_counts = len(counts)
-            step_skips = skip_logs(summed[:n_counts])
-            self.skipped_total.update(step_skips)
-            logs = ({k: v / self.world for k, v in zip(names, summed[n_counts:])} if finite
-                    else {"loss/total": float("nan")})
-            logs.update({"lr": lr, "samples_per_s": n_local * self.world / step_time,
-                         "data_time": data_time, "step_time": step_time,
-                         "nonfinite_steps": self.nonfinite_total, "samples_seen": self.samples_seen,
-                         "step_skipped": 0.0 if finite else 1.0})
-            # this step's skips (every rank) and the run's running total, whatever logger.log_every
-            logs.update({f"data/{k}": v for k, v in step_skips.items()})
-            logs.update({f"data_total/{k}": v for k, v in self.skipped_total.items()})
-            self.metrics.log(self.step, logs)
-            if nonfinite_in_row >= cfg.optim.max_nonfinite_in_row:
-                last = ckpt.latest(self.run_dir)
-                raise FloatingPointError(
-                    f"{nonfinite_in_row} non-finite steps in a row (steps {self.step - nonfinite_in_row + 1}"
-                    f"..{self.step}): stopping. The last good checkpoint is "
-                    f"{last if last else '(none yet: no checkpoint was written before them)'}; "
-                    f"lower optim.lr, check the data, or raise optim.max_nonfinite_in_row")
-            if self.is_main and finite and (self.step % cfg.logger.log_every == 0 or self.step == 1):
-                print(f"[hnclip] step {self.step}/{cfg.optim.steps} loss {logs['loss/total']:.4f} "
-                      f"clip {logs['loss/clip']:.4f} hn_i2t {logs.get('loss/hn_i2t', 0):.4f} "
-                      f"hn_t2i {logs.get('loss/hn_t2i', 0):.4f} lr {lr:.2e} "
-                      f"{logs['samples_per_s']:.0f} samples/s data {data_time * 1000:.0f} ms", flush=True)
-            # no periodic checkpoint inside a non-finite streak: the latest one stays a good one
-            if (cfg.checkpoint.every_steps and self.step % cfg.checkpoint.every_steps == 0
-                    and self.step < cfg.optim.steps and nonfinite_in_row == 0):
-                self.save()
-            if cfg.eval.every_steps and self.step % cfg.eval.every_steps == 0 and self.step < cfg.optim.steps:
-                self._evaluate_any()
         self.save()
         if self.deepspeed:
             # training is over: evaluation and the export get a plain fp32 model (values are
@@ -424,25 +430,107 @@ class Trainer:
             self._plain = self._plain_copy()
         return self.finish()
 
+    def train_step(self, batches) -> "StepResult":
+        """One optimizer step (step self.step + 1): data, forward and backward, the step's one
+        flag collective, the optimizer update when every rank agrees, and the averaged logs.
+        Two host reads: the flags and the logged scalars."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        micro = [next(batches) for _ in range(cfg.optim.accum_steps)]
+        data_time = time.perf_counter() - t0
+        if self.trim_text:
+            micro = text_trim.trim_batches(micro)
+        lr = lr_at(self.step, cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.steps, cfg.optim.schedule)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        flags, logs, grad_ok = self._forward_backward(micro)
+        self.stop_requested = self.stop_requested or flags.stop_requested
+        grad_nonfinite = False
+        if flags.take:  # gradients already clipped (_grad_norm), or by DeepSpeed's engine
+            self._optimizer_step(grad_ok)
+            logs, grad_nonfinite = self._mean_logs(logs, grad_ok)
+        if not flags.take or grad_nonfinite:
+            self.optimizer.zero_grad(set_to_none=True)
+            logs = {"loss/total": float("nan")}
+        n_local = sum(b["pairs"]["images"].shape[0] + (b["sets"]["images"].shape[0] if "sets" in b else 0)
+                      for b in micro)
+        return StepResult(flags=flags, grad_nonfinite=grad_nonfinite, logs=logs, lr=lr,
+                          samples=n_local * self.world, data_time=data_time)
+
+    def _account(self, result, cadence):
+        """Counters, the metrics row and the console line of the step just taken (or skipped)."""
+        self.samples_seen += result.samples
+        t_now = time.perf_counter()
+        step_time, self._t_last = t_now - self._t_last, t_now
+        if result.taken:
+            self.nonfinite_in_row = 0
+        else:
+            self.nonfinite_in_row += 1
+            self.nonfinite_total += 1
+            if self.is_main:
+                print(f"[hnclip] step {self.step}: non-finite loss or gradient, step skipped "
+                      f"({self.nonfinite_in_row} in a row, {self.nonfinite_total} in total; "
+                      f"{result.why()})", flush=True)
+        self.skipped_total.update(result.flags.skipped)
+        logs = dict(result.logs)
+        logs.update({"lr": result.lr, "samples_per_s": result.samples / step_time,
+                     "data_time": result.data_time, "step_time": step_time,
+                     "nonfinite_steps": self.nonfinite_total, "samples_seen": self.samples_seen,
+                     "step_skipped": 0.0 if result.taken else 1.0})
+        # this step's skips (every rank) and the run's running total, whatever logger.log_every
+        logs.update({f"data/{k}": v for k, v in result.flags.skipped.items()})
+        logs.update({f"data_total/{k}": v for k, v in self.skipped_total.items()})
+        self.metrics.log(self.step, logs)
+        if self.nonfinite_in_row >= self.cfg.optim.max_nonfinite_in_row:
+            last = ckpt.latest(self.run_dir)
+            raise FloatingPointError(
+                f"{self.nonfinite_in_row} non-finite steps in a row (steps "
+                f"{self.step - self.nonfinite_in_row + 1}..{self.step}): stopping. "
+                f"The last good checkpoint is "
+                f"{last if last else '(none yet: no checkpoint was written before them)'}; "
+                f"lower optim.lr, check the data, or raise optim.max_nonfinite_in_row")
+        if self.is_main and cadence.should_print(self.step, result.taken):
+            print(f"[hnclip] step {self.step}/{self.cfg.optim.steps} loss {logs['loss/total']:.4f} "
+                  f"clip {logs['loss/clip']:.4f} hn_i2t {logs.get('loss/hn_i2t', 0):.4f} "
+                  f"hn_t2i {logs.get('loss/hn_t2i', 0):.4f} lr {result.lr:.2e} "
+                  f"{logs['samples_per_s']:.0f} samples/s data {result.data_time * 1000:.0f} ms", flush=True)
+
+    def _mean_logs(self, logs, grad_ok):
+        """-> (the step's scalars averaged over ranks, whether the gradient norm was NaN/Inf):
+        one collective and one host read for all of them, on a step every rank took."""
+        names = list(logs)
+        bad = (~grad_ok).to(torch.float64) if grad_ok is not None else torch.zeros((), dtype=torch.float64,
+                                                                                    device=self.device)
+        values = [torch.as_tensor(logs[k].detach() if torch.is_tensor(logs[k]) else logs[k],
+                                  dtype=torch.float64, device=self.device).reshape(()) for k in names]
+        summed = D.sum_over_ranks(torch.stack([bad.reshape(()), *values])).tolist()
+        if 0 < summed[0] < self.world:
+            raise RuntimeError(f"step {self.step + 1}: the gradient norm is finite on some ranks only "
+                               f"({int(summed[0])} of {self.world} not): their gradients differ, "
+                               f"which DDP's all-reduce should make impossible")
+        return {k: v / self.world for k, v in zip(names, summed[1:])}, summed[0] > 0
+
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _forward(self, fn):
-        """Run a forward; a FloatingPointError (non-finite features reached the loss) becomes
-        a NaN loss so every rank still takes the same path through the collectives."""
+        """Run a forward; a FloatingPointError (a loss that checks itself) becomes a missing
+        loss, so this rank still reaches the step's flag collective with the others."""
         try:
             return fn()
         except FloatingPointError:
             return None, {}
 
     def _forward_backward(self, batches):
-        """-> (finite, logs); gradients are left in .grad, clipped, when finite. Nothing here
-        waits for the device but one flag read: the losses run without their input checks
-        (the loader checked the set index on the CPU; NaN/Inf features make a NaN loss) and
-        every rank runs backward whatever its loss, so one collective after it decides for
-        all ranks together whether the step is taken (_grads_finite). DeepSpeed's engine
-        steps inside backward(), so there the collective comes first and a bad loss never
-        reaches backward."""
+        """-> (StepFlags, logs, gradient-norm-finite device flag or None). The forward's loss
+        is checked by every rank together before any backward (the step's flag collective):
+        backward holds collectives of its own (the feature gathers' backward, DDP's gradient
+        all-reduce), so a rank whose loss is NaN or whose forward raised must not leave the
+        others waiting in them; all ranks skip the step together instead. With accumulation
+        the loss checked is the whole step's, from the cached features (train/accumulate.py),
+        which every pass's loss equals. Nothing here reads the device but the flags: the
+        losses run without their input checks (the loader checked the set index on the CPU)."""
         with trusted_inputs():
             if len(batches) == 1:
                 # the text tower in length-sorted runs (train/text_trim.py); not under
@@ -452,34 +540,44 @@ class Trainer:
                 with self._autocast(), text_trim.chunked(plan):
                     loss, logs = self._forward(
                         lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
-                if self.deepspeed:
-                    if not self._step_flags(self._loss_finite(loss)):
-                        return False, {}
-                    self.acc.backward(loss)
-                    return True, logs
-                if loss is not None:
-                    self.acc.backward(loss)
-                ok = self._grads_finite(self._loss_finite(loss))
-                return ok, logs if ok else {}
-            no_sync = None if self.deepspeed else self.acc.no_sync
-            passes = accumulated_passes(self.model, batches, self.cfg.loss, self.device, self._autocast,
-                                        no_sync)
-            logs, loss_ok = {}, None
-            while True:
-                try:
-                    item = next(passes, None)
-                except FloatingPointError:
-                    item = (None, None, {})
-                if item is None:
-                    break
-                _, loss, logs = item
-                loss_ok = self._loss_finite(loss) if loss_ok is None else loss_ok & self._loss_finite(loss)
-                if loss is None:
-                    passes.close()
-                    break
+                flags = self._agree(batches, self._loss_finite(loss))
+                if not flags.take:
+                    return flags, {}, None
                 self.acc.backward(loss)
-            ok = self._grads_finite(loss_ok)
-            return ok, logs if ok else {}
+            else:
+                no_sync = None if self.deepspeed else self.acc.no_sync
+                prepared = prepare(self.model, batches, self.device, self._autocast)
+                loss, logs = self._forward(
+                    lambda: whole_step_loss(prepared, self.cfg.loss, self.device, self._autocast))
+                flags = self._agree(batches, self._loss_finite(loss))
+                if not flags.take:
+                    return flags, {}, None
+                for _, loss, pass_logs in accumulated_passes(self.model, batches, self.cfg.loss, self.device,
+                                                             self._autocast, no_sync, prepared):
+                    logs = pass_logs
+                    self.acc.backward(loss)
+        if self.deepspeed:  # the engine clips and steps inside backward(): no norm of ours
+            return flags, logs, None
+        norm = self._grad_norm()
+        if norm is None:
+            return flags, logs, None
+        return flags, dict(logs, grad_norm=norm), torch.isfinite(norm)
+
+    def _optimizer_step(self, grad_ok):
+        """The update, skipped on the device when the gradient norm is not finite: fused AdamW
+        reads `found_inf` on the device (as under a GradScaler), so nothing waits here. The
+        norm is the same on every rank (DDP averaged the gradients it is computed from); the
+        logs' collective checks that (_mean_logs)."""
+        inner = getattr(self.optimizer, "optimizer", self.optimizer)  # accelerate's wrapper
+        if grad_ok is not None:
+            inner.found_inf = (~grad_ok).float()
+        try:
+            self.optimizer.step()
+        finally:
+            if grad_ok is not None:
+                inner.found_inf = None
+        with torch.no_grad():
+            self.raw_model.logit_scale.clamp_(0, math.log(100))
 
     def _loss_finite(self, loss):
         """A device flag, no host read: the forward returned a loss and it is finite."""
@@ -487,29 +585,26 @@ class Trainer:
             return torch.zeros((), dtype=torch.bool, device=self.device)
         return torch.isfinite(loss.detach())
 
-    def _grads_finite(self, loss_ok=None) -> bool:
+    def _grad_norm(self):
         """The gradient norm, computed once: clip with it (optim.grad_clip > 0) and check it
-        for NaN/Inf; then the step's one flag collective. A non-finite norm makes the clipped
-        gradients NaN too, but such a step is skipped and its gradients zeroed."""
+        for NaN/Inf (_optimizer_step). A non-finite norm makes the clipped gradients NaN too,
+        but such a step is not applied. None without gradients."""
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         if not grads:
-            norm = torch.zeros((), device=self.device)
-        elif self.cfg.optim.grad_clip > 0:
-            norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-        else:
-            norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        ok = torch.isfinite(norm)
-        return self._step_flags(ok if loss_ok is None else ok & loss_ok)
+            return None
+        if self.cfg.optim.grad_clip > 0:
+            return self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
 
-    def _step_flags(self, ok) -> bool:
-        """One collective and one host read for all of a step's flags: whether every rank's
-        loss and gradients are finite (-> the return value, the same on every rank) and
-        whether a stop signal reached any rank (-> self.stop_requested)."""
-        stop = torch.full((), float(self.stop_signal is not None), device=self.device)
-        flags = torch.stack([stop, (~ok).float()])
-        stop_any, bad_any = (D.sum_over_ranks(flags) > 0).tolist()
-        self.stop_requested = getattr(self, "stop_requested", False) or stop_any
-        return not bad_any
+    def _agree(self, batches, loss_ok) -> "StepFlags":
+        """The step's flag collective and its one host read: every rank's loss finite, a stop
+        signal on any rank, and the loader's skip counts, summed over ranks; the same answer
+        on every rank."""
+        skipped = Counter()
+        for b in batches:
+            skipped.update(b.get("skipped", {}))
+        vector = StepFlags.pack(self.stop_signal is not None, loss_ok, skipped, self.device)
+        return StepFlags.unpack(D.sum_over_ranks(vector).tolist())
 
     def evaluate(self):
         results = {}
