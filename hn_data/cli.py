@@ -82,16 +82,16 @@ def _free_form(node_type, dotted: str) -> bool:
     return False
 
 
-def nearest(key_name: str, valid: list) -> str:
+def nearest(key_name: str, valid: list, prefix: str = "") -> str:
     """The valid keys a misspelled one most likely meant (its group's keys when none is close)."""
     close = difflib.get_close_matches(key_name, valid, n=3, cutoff=0.6)
     if not close:
         group = key_name.rpartition(".")[0]
         close = [k for k in valid if k.rpartition(".")[0] == group][:8]
-    return ", ".join(close) or "(none)"
+    return ", ".join(prefix + k for k in close) or "(none)"
 
 
-def help_text(prog: str, doc: str, schema, run_dir: str) -> str:
+def help_text(prog: str, doc: str, schema, run_dir: str, package: str = "") -> str:
     """--help: the command's docstring, then one line per key (type, default, meaning)."""
     lines = [f"{prog}: {doc.strip()}", "", "Keys (give them as key=value; lists as key=[a,b], None as null):"]
     hints = typing.get_type_hints(schema)
@@ -101,10 +101,14 @@ def help_text(prog: str, doc: str, schema, run_dir: str) -> str:
             default = "required" if f.default == REQUIRED else f"default {_yaml(f.default)}"
         else:
             default = f"default {_yaml(f.default_factory())}"
-        rows.append((f"  {f.name}", f"{_type_name(hints[f.name])}, {default}", f.metadata.get("help", "")))
+        rows.append((f"  {package}{f.name}", f"{_type_name(hints[f.name])}, {default}",
+                     f.metadata.get("help", "")))
     width = max(len(r[0]) for r in rows) + 2
     for name, kind, meaning in rows:
         lines.append(f"{name.ljust(width)}{kind}" + (f": {meaning}" if meaning else ""))
+    if package:
+        lines += ["", "and every key and config group of the training config, as for hnclip-train (e.g. "
+                  "model=vit_l14_openai data.pairs_per_step=256); groups:", "$APP_CONFIG_GROUPS"]
     where = "the `out` key" if run_dir == "${out}" else "the current directory"
     lines += ["", f"Run directory: {where}; Hydra writes no .hydra/ or log file and keeps the working "
               "directory.", "Hydra's flags: --cfg job (print the composed config), --info, --hydra-help, "
@@ -143,14 +147,15 @@ def _hydra_flags():
     return _HYDRA_FLAGS
 
 
-def _refuse_old_flags(prog: str, argv: list, schema):
+def _refuse_old_flags(prog: str, argv: list, schema, package: str = ""):
     """`--out x` (the flag style these commands once had): say which key to give instead."""
     names = {f.name for f in fields(schema)}
     for arg in argv:
         flag = arg.split("=", 1)[0]
         if flag.startswith("--") and flag not in _hydra_flags():
             name = flag[2:].replace("-", "_")
-            hint = f"give {name}=VALUE" if name in names else f"keys: {nearest(name, sorted(names))}"
+            hint = (f"give {package}{name}=VALUE" if name in names
+                    else f"keys: {nearest(name, sorted(names), package)}")
             _fail(prog, f"'{flag}' is not an option: every setting is a key=value override ({hint}; "
                   "--help lists the keys)")
 
@@ -202,7 +207,7 @@ def quote_text_values(overrides: list, schema) -> list:
     return done
 
 
-def _check_overrides(prog: str, overrides: list, schema):
+def _check_overrides(prog: str, overrides: list, schema, package: str = ""):
     """Unknown keys, with or without '+', fail before composition, naming the nearest valid ones
     (Hydra's own message would only say 'Could not override')."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -214,10 +219,14 @@ def _check_overrides(prog: str, overrides: list, schema):
     valid = schema_keys(schema)
     for o in parsed:
         name = o.key_or_group
+        if package:  # on top of a conf/ config: that config's own schema checks the other keys
+            if not name.startswith(package):
+                continue
+            name = name[len(package):]
         if name.startswith("hydra.") or name == "hydra" or name in valid or _free_form(schema, name):
             continue
-        _fail(prog, f"unknown config key '{name}' (with or without '+', only schema keys exist); "
-              f"nearest valid keys: {nearest(name, valid)}")
+        _fail(prog, f"unknown config key '{package}{name}' (with or without '+', only schema keys "
+              f"exist); nearest valid keys: {nearest(name, valid, package)}")
 
 
 def _message(e: BaseException) -> str:
@@ -240,26 +249,42 @@ def _missing_keys(cfg, prefix: str = "") -> list:
 
 
 def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
-            check: Optional[Callable] = None):
+            check: Optional[Callable] = None, base: Optional[tuple] = None):
     """-> main(argv=None): parse key=value overrides onto `schema` with Hydra, check them, then
     return run(config) (an instance of `schema`). `check(config)` raises ConfigError (exit 2) for
-    the command's own rules; `run_dir` is "${out}" for a command that writes one folder."""
+    the command's own rules; `run_dir` is "${out}" for a command that writes one folder.
+
+    base=(config_dir, config_name, package): the command runs on top of a conf/ config (the
+    training config, for a command that plans or inspects a training run): its keys sit under
+    `package.`, every key and group of that config works as for training, and run and check get
+    the composed DictConfig."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import DictConfig, OmegaConf
 
-    name = f"hnclip_{prog.replace('-', '_')}"
+    name = prog.replace("-", "_")
     node = OmegaConf.structured(schema)
     for f in fields(schema):  # mapping keys take new sub-keys without a '+'
         if isinstance(node._get_node(f.name), DictConfig):
             OmegaConf.set_struct(node[f.name], False)
+    config_dir, base_name, package = base if base else (None, None, "")
+    prefix = f"{package}." if package else ""
     store = ConfigStore.instance()
-    store.store(name=f"{name}_schema", node=node)
+    store.store(name=f"{name}_schema", node={package: node} if package else node)
+    # Hydra leaves logging as the command set it: no log file in the run directory
+    logging = [{"override hydra/job_logging": "none"}, {"override hydra/hydra_logging": "none"}]
     store.store(name=name, node={
-        "defaults": [f"{name}_schema", "_self_",
-                     # Hydra leaves logging as the command set it: no log file in the run directory
-                     {"override hydra/job_logging": "none"}, {"override hydra/hydra_logging": "none"}],
+        # the command's keys first: the composed root stays open for them, while the base
+        # config's own nodes keep their schema
+        "defaults": [f"{name}_schema"] + ([base_name] if base_name else logging) + ["_self_"],
         "hydra": {"run": {"dir": run_dir}, "output_subdir": None, "job": {"chdir": False},
-                  "help": {"template": help_text(prog, doc, schema, run_dir)}}})
+                  "help": {"template": help_text(prog, doc, schema, run_dir, prefix)}}})
+    convert = (lambda cfg: cfg) if base else OmegaConf.to_object
+
+    def initialize():
+        import hydra
+        if config_dir:
+            return hydra.initialize_config_dir(version_base="1.3", config_dir=config_dir)
+        return hydra.initialize(version_base="1.3", config_path=None)
 
     def main(argv=None):
         import hydra
@@ -269,17 +294,17 @@ def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
         from omegaconf.errors import OmegaConfBaseException
 
         argv = list(sys.argv[1:] if argv is None else argv)
-        _refuse_old_flags(prog, argv, schema)
+        _refuse_old_flags(prog, argv, schema, prefix)
         flags = get_args_parser().parse_args(argv)
         overrides = quote_text_values(list(flags.overrides), schema)
         argv = [a for a in argv if a not in flags.overrides] + overrides
-        _check_overrides(prog, overrides, schema)
+        _check_overrides(prog, overrides, schema, prefix)
         if not (flags.help or flags.hydra_help or flags.cfg or flags.info or flags.shell_completion):
             # compose once here: type errors, missing keys and the command's own checks exit 2
             # before Hydra makes the run directory
             GlobalHydra.instance().clear()
             try:
-                with hydra.initialize(version_base="1.3", config_path=None):
+                with initialize():
                     composed = hydra.compose(config_name=name, overrides=overrides)
             except (HydraException, OmegaConfBaseException) as e:
                 _fail(prog, _message(e))
@@ -289,14 +314,14 @@ def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
                       + " ".join(f"{m}=..." for m in missing))
             if check is not None:
                 try:
-                    check(OmegaConf.to_object(composed))
+                    check(convert(composed))
                 except ConfigError as e:
                     _fail(prog, str(e))
         box = {}
 
         def task(cfg):
             try:
-                box["result"] = run(OmegaConf.to_object(cfg))
+                box["result"] = run(convert(cfg))
             except Exception as e:  # noqa: BLE001 - re-raised below, outside Hydra's catch-all
                 box["error"] = e
 
@@ -304,7 +329,7 @@ def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
         sys.argv = [prog] + argv
         GlobalHydra.instance().clear()
         try:
-            hydra.main(version_base="1.3", config_path=None, config_name=name)(task)()
+            hydra.main(version_base="1.3", config_path=config_dir, config_name=name)(task)()
         finally:
             sys.argv = saved
             GlobalHydra.instance().clear()
@@ -315,6 +340,6 @@ def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
             raise error
         return box.get("result")
 
-    main.schema, main.prog = schema, prog
+    main.schema, main.prog, main.prefix = schema, prog, prefix
     return main
 

@@ -103,7 +103,8 @@ def test_every_console_script_answers_help_and_lists_its_keys(script):
     module, func = _scripts()[script].split(":")
     code = (f"import sys; sys.argv[0] = {script!r}; import importlib; "
             f"m = importlib.import_module({module!r}); f = getattr(m, {func!r}); "
-            "print('KEYS', *[k for k in getattr(getattr(f, 'schema', None), '__dataclass_fields__', {})]); "
+            "print('KEYS', *[getattr(f, 'prefix', '') + k "
+            "for k in getattr(getattr(f, 'schema', None), '__dataclass_fields__', {})]); "
             "sys.stdout.flush(); f()")
     r = subprocess.run([sys.executable, "-c", code, "--help"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)

@@ -38,7 +38,7 @@ def test_estimate_within_25_percent_of_measured_peak(conf):
 
 def test_command_prints_the_table_and_what_fits():
     r = subprocess.run([sys.executable, "-m", "train.plan", "model=vit_h14_laion", "data.pairs_per_step=256",
-                        "data.set_items_per_step=96", "--world-size", "8", "--gpu-mem", "80"],
+                        "data.set_items_per_step=96", "plan.world_size=8", "plan.gpu_mem=80"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout

@@ -1,7 +1,7 @@
 """Memory planner: what one training step holds per GPU, and which of ZeRO stage, gradient
 checkpointing and accumulation fit a given GPU memory.
 
-    python -m train.plan [hydra overrides] --world-size 8 --gpu-mem 80
+    python -m train.plan [training overrides] plan.world_size=8 plan.gpu_mem=80
 
 The model is built on torch's meta device (no weights, no download, no memory), so the
 parameter counts are the real ones of the composed config, LoRA and tower locks included.
@@ -18,9 +18,9 @@ h the width and m the MLP width. Gradient checkpointing keeps each block's input
 one block recomputed. Every image and caption of the step's micro-batch counts; CoCa adds its
 caption logits. The estimate is checked against peak memory measured on the CPU for tiny
 configurations (tests/test_plan.py); docs/scale.md has the table for the large presets."""
-import argparse
-import sys
 from dataclasses import dataclass
+
+from hn_data.cli import ConfigError as CommandConfigError, command, setting
 
 GIB = 1024 ** 3
 USABLE = 0.9   # of the GPU's memory: CUDA context, NCCL buffers and allocator fragmentation take the rest
@@ -175,29 +175,49 @@ def report(cfg, world: int, gpu_gib: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m train.plan", description=__doc__.split("\n\n")[0])
-    p.add_argument("overrides", nargs="*",
-                   help="Hydra overrides, as for train/main.py (e.g. model=vit_l14_openai)")
-    p.add_argument("--world-size", type=int, default=8, help="GPUs the step is spread over")
-    p.add_argument("--gpu-mem", type=float, default=80, help="memory of one GPU in GiB")
-    a = p.parse_args(argv)
-    from pathlib import Path
+@dataclass
+class PlanKeys:
+    world_size: int = setting(8, "GPUs the step is spread over")
+    gpu_mem: float = setting(80.0, "memory of one GPU in GiB")
 
-    from hydra import compose, initialize_config_dir
+
+def _split(cfg):
+    """(the training config, validated; the planner's keys)."""
+    from omegaconf import OmegaConf, open_dict
 
     from .config import ConfigError, validate
-    conf_dir = str(Path(__file__).resolve().parents[1] / "conf")
-    with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=a.overrides)
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        keys = PlanKeys(**OmegaConf.to_container(cfg.pop("plan")))
     try:
-        cfg = validate(cfg)
+        return validate(cfg), keys
     except ConfigError as e:
-        print(f"hnclip: {e}", file=sys.stderr)
-        return 2
-    print(report(cfg, a.world_size, a.gpu_mem))
-    return 0
+        raise CommandConfigError(str(e)) from None
+
+
+def check(cfg):
+    from omegaconf import OmegaConf
+    keys = PlanKeys(**OmegaConf.to_container(cfg.plan))  # the training keys: validated by plan()
+    if keys.world_size < 1 or keys.gpu_mem <= 0:
+        raise CommandConfigError(f"invalid plan.world_size={keys.world_size} / plan.gpu_mem={keys.gpu_mem}: "
+                                 "must be >= 1 and > 0")
+
+
+def plan(cfg):
+    train_cfg, keys = _split(cfg)
+    text = report(train_cfg, keys.world_size, keys.gpu_mem)
+    print(text)
+    return text
+
+
+def _conf_dir():
+    from .config import conf_dir
+    return conf_dir()
+
+
+main = command(PlanKeys, plan, prog="hnclip-plan", doc=__doc__.split("\n\n")[0], check=check,
+               base=(_conf_dir(), "config", "plan"))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
