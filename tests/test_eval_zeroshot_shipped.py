@@ -11,9 +11,8 @@ from train.eval import build_one
 from train.eval.contract import run_suite
 from train.eval.zeroshot_shipped import HERE, canonical, names, shipped
 
-# the number of classes each dataset's own paper / release defines (ELEVATER's Table 1 lists
-# the same counts); Caltech-101 counts its 102 release folders (101 objects + background, the
-# faces split in two as CLIP does: Faces and Faces_easy), as CLIP and CLIP_benchmark do
+# the number of classes each dataset's own paper / release defines; Caltech-101 counts its 102
+# release folders (101 object categories and the background one), as CLIP and CLIP_benchmark do
 OFFICIAL_COUNTS = {
     "imagenet1k": 1000, "cifar10": 10, "cifar100": 100, "caltech101": 102, "dtd": 47,
     "eurosat": 10, "fgvc_aircraft": 100, "food101": 101, "flowers": 102, "pets": 37, "cars": 196,
