@@ -251,7 +251,8 @@ def _missing_keys(cfg, prefix: str = "") -> list:
 def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
             check: Optional[Callable] = None, base: Optional[tuple] = None):
     """-> main(argv=None): parse key=value overrides onto `schema` with Hydra, check them, then
-    return run(config) (an instance of `schema`). `check(config)` raises ConfigError (exit 2) for
+    run(config) (an instance of `schema`); main(argv) returns its result, main() (the command
+    line) None. `check(config)` raises ConfigError (exit 2) for
     the command's own rules; `run_dir` is "${out}" for a command that writes one folder.
 
     base=(config_dir, config_name, package): the command runs on top of a conf/ config (the
@@ -293,6 +294,7 @@ def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
 
+        from_command_line = argv is None
         argv = list(sys.argv[1:] if argv is None else argv)
         _refuse_old_flags(prog, argv, schema, prefix)
         flags = get_args_parser().parse_args(argv)
@@ -338,7 +340,8 @@ def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
             _fail(prog, str(error))
         if error is not None:
             raise error
-        return box.get("result")
+        # a console script does sys.exit(main()): a result would read as a failure there
+        return None if from_command_line else box.get("result")
 
     main.schema, main.prog, main.prefix = schema, prog, prefix
     return main

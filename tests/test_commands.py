@@ -72,6 +72,12 @@ def test_a_bad_key_or_value_exits_2_naming_it_before_any_work(tmp_path, capsys, 
     assert not (tmp_path / "never").exists()
 
 
+def test_from_the_command_line_main_returns_none_so_a_console_script_exits_0(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["hnclip-toy", f"out={tmp_path}", "count=4"])
+    assert toy_main() is None  # console scripts do sys.exit(main())
+    assert json.loads((tmp_path / "result.json").read_text())["count"] == 4
+
+
 def test_an_error_of_the_run_itself_propagates(tmp_path):
     with pytest.raises(RuntimeError, match="the run itself failed"):
         toy_main([f"out={tmp_path}", "count=99"])

@@ -84,3 +84,20 @@ def test_installed_train_runs_one_debug_step_from_an_empty_dir(installed, tiny_d
                         "print(eval_config('full').benchmarks)"],
                        cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "winoground" in r.stdout, r.stderr[-2000:]
+
+
+def test_installed_commands_take_key_value_overrides_from_an_empty_dir(installed):
+    env, cwd = isolated(installed)
+    out = cwd / "demo"
+    r = subprocess.run([sys.executable, str(installed / "bin" / "hnclip-demo-data"), f"out={out}",
+                        "per_class=1", "pairs=2", "size=32"],
+                       cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and (out / "retrieval" / "pairs-00001.tar").is_file(), r.stderr[-2000:]
+    # the planner composes the training config shipped inside the package
+    r = subprocess.run([sys.executable, str(installed / "bin" / "hnclip-plan"), "plan.world_size=2",
+                        "model=vit_b32_openai"], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "cheapest that fits" in r.stdout, r.stderr[-2000:]
+    bad = subprocess.run([sys.executable, str(installed / "bin" / "hnclip-plan"), "plan.world_sise=2"],
+                         cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "plan.world_size" in bad.stderr, bad.stderr[-2000:]
