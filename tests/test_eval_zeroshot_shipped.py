@@ -73,7 +73,8 @@ def test_suite_scores_a_folder_with_the_shipped_names_and_templates(tmp_path):
     ev = build_one("elevater", {"type": "zeroshot_suite", "datasets": {"cifar10": {"root": str(root)}}})
     part = ev.parts["cifar10"]
     assert part.names == list(classes) and part.templates == list(templates)
-    assert run(ev, ToyEncoder(world)).metrics == {"cifar10/top1": 100.0, "avg/top1": 100.0}
+    assert run(ev, ToyEncoder(world)).metrics == {"cifar10/top1": 100.0, "cifar10/mean_per_class": 100.0,
+                                                  "avg/top1": 100.0}
     assert run(ev, ToyEncoder(world, "reversed")).metrics["cifar10/top1"] == 0.0
     # the user's own templates win over the shipped ones
     own = build_one("z", {"type": "zeroshot_suite",
@@ -133,3 +134,15 @@ def test_bad_shipped_options_are_clear_errors(tmp_path):
         build_one("x", {"type": "zeroshot", "root": str(root), "dataset": "cifar11"})
     with pytest.raises(FileNotFoundError, match="nor is it a shipped dataset"):
         build_one("x", {"type": "zeroshot", "root": str(root), "classnames": "cifar11"})
+
+
+def test_mean_per_class_weighs_every_class_alike(tmp_path):
+    # CLIP's metric on Aircraft, Pets, Caltech-101, Flowers: 3 images of a class the model gets
+    # right and 1 of a class it gets wrong give top-1 75 but a per-class mean of 50
+    world = World()
+    for name, n, prompt in (("cat", 3, "a photo of a cat."), ("dog", 1, "a photo of a cat.")):
+        for i in range(n):
+            (tmp_path / "zs" / name).mkdir(parents=True, exist_ok=True)
+            world.image([prompt]).save(tmp_path / "zs" / name / f"{i}.png")
+    ev = build_one("z", {"type": "zeroshot", "root": str(tmp_path / "zs"), "templates": ["a photo of a {}."]})
+    assert run(ev, ToyEncoder(world)).metrics == {"top1": 75.0, "mean_per_class": 50.0}

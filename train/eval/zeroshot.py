@@ -151,7 +151,14 @@ class ZeroShotEvaluator(Evaluator):
         load = lambda k: Image.open(k).convert("RGB") if isinstance(k, str) else self.items[k][0]
         img = encode_images(model, preprocess, keys, self.batch_size, device, load=load)
         hits = [top1(w @ img[k], c, self.tie_rule) for k, (_, c) in zip(keys, self.items)]
-        return self.result({"top1": pct(hits)}, {"items": len(hits), "skipped": self.skipped})
+        # mean per-class accuracy: CLIP's metric on FGVC Aircraft, Oxford-IIIT Pets, Caltech-101
+        # and Flowers-102 (Radford et al., 2021, Table 9's notes), over the classes with images
+        per_class = {}
+        for h, (_, c) in zip(hits, self.items):
+            per_class.setdefault(c, []).append(h)
+        metrics = {"top1": pct(hits),
+                   "mean_per_class": sum(pct(v) for v in per_class.values()) / len(per_class)}
+        return self.result(metrics, {"items": len(hits), "skipped": self.skipped})
 
 
 class ZeroShotSuiteEvaluator(Evaluator):
@@ -186,6 +193,8 @@ class ZeroShotSuiteEvaluator(Evaluator):
         for name, ev in self.parts.items():
             r = ev.score(model, tokenizer, preprocess, device)
             metrics[f"{name}/top1"] = r.metrics["top1"]
+            metrics[f"{name}/mean_per_class"] = r.metrics["mean_per_class"]
             counts.update({f"{name}/{k}": v for k, v in r.counts.items()})
-        metrics["avg/top1"] = sum(metrics.values()) / len(metrics)
+        top = [v for k, v in metrics.items() if k.endswith("/top1")]
+        metrics["avg/top1"] = sum(top) / len(top)
         return self.result(metrics, counts)
