@@ -67,6 +67,7 @@ class DataConfig:
     # an image with more pixels (read from its header) is skipped and counted
     max_image_pixels: int = 25_000_000
     # pil: the model's PIL transform | tensor: the same steps on uint8 tensors (train/data/jpeg.py)
+    # | cuda: JPEGs decoded in batches on the GPU, cropped and normalised there (device_decode.py)
     decode: str = "pil"
 
 
@@ -155,6 +156,7 @@ CHOICES = {
     "loss.hn_form": ("softmax", "sigmoid"),
     "optim.schedule": ("cosine", "constant"),
     "logger.wandb_mode": ("offline", "online", "disabled"),
+    "data.decode": ("pil", "tensor", "cuda"),
 }
 
 # key -> (lowest allowed, whether the lowest itself is allowed); None values are not checked
@@ -277,7 +279,15 @@ def validate(cfg: Any) -> Config:
             raise ConfigError(f"invalid config value {key}={value!r}; choose one of {allowed}")
     _check_ranges(merged)
     _check_model(merged)
+    _check_device(merged)
     return merged
+
+
+def _check_device(merged):
+    import torch
+    if merged.data.decode == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("data.decode=cuda decodes JPEGs on the GPU, but this machine has no CUDA device "
+                          "(torch.cuda.is_available() is False); use data.decode=tensor or data.decode=pil")
 
 
 def world_size_from_env() -> int:

@@ -16,6 +16,7 @@ from . import checkpoint as ckpt, distributed as D, lora, models, run_compat, si
 from .accumulate import accumulated_passes, prepare, whole_step_loss
 from .config import batch_summary, to_yaml
 from .data import jpeg
+from .data.device_decode import decoder_for
 from .data.steps import make_loader, spec_from_config
 from .eval import build_evaluators
 from .eval.during_training import final_summary
@@ -23,6 +24,8 @@ from .losses import trusted_inputs
 from .metrics import MetricsLog, skip_counts, skip_logs
 from .schedule import lr_at
 from .step import forward_losses
+
+DEVICE_DECODE_FALLBACK = "device_decode_fallback"  # train/data/device_decode.py counts it
 
 
 class StopRequested(Exception):
@@ -32,8 +35,8 @@ class StopRequested(Exception):
 @dataclass
 class StepFlags:
     """What every rank agrees on after a step's forward and before its backward, from one
-    summed vector (one collective, one host read): [stop, loss bad, skip counts in
-    SKIP_REASONS order]."""
+    summed vector (one collective, one host read): [stop, loss bad, device-decode fallbacks,
+    skip counts in SKIP_REASONS order]."""
     stop_requested: bool = False   # a stop signal reached some rank
     loss_nonfinite: bool = False   # some rank's loss was NaN/Inf, or its forward raised
     skipped: dict = field(default_factory=dict)  # data/* skips this step, summed over ranks
@@ -44,14 +47,19 @@ class StepFlags:
 
     @staticmethod
     def pack(stop: bool, loss_ok, skipped, device):
-        head = torch.stack([torch.full((), float(stop), dtype=torch.float64, device=device),
-                            (~loss_ok).to(torch.float64)])
+        skipped = dict(skipped)
+        # not a skip (the image is trained on) but counted beside them: data.decode=cuda
+        fallbacks = float(skipped.pop(DEVICE_DECODE_FALLBACK, 0))
+        head = torch.tensor([float(stop), fallbacks], dtype=torch.float64, device=device)
         counts = torch.tensor(skip_counts(skipped), dtype=torch.float64, device=device)
-        return torch.cat([head, counts])
+        return torch.cat([head[:1], (~loss_ok).to(torch.float64).reshape(1), head[1:], counts])
 
     @classmethod
     def unpack(cls, summed: list):
-        return cls(stop_requested=summed[0] > 0, loss_nonfinite=summed[1] > 0, skipped=skip_logs(summed[2:]))
+        skipped = skip_logs(summed[3:])
+        if summed[2]:
+            skipped[DEVICE_DECODE_FALLBACK] = int(round(summed[2]))
+        return cls(stop_requested=summed[0] > 0, loss_nonfinite=summed[1] > 0, skipped=skipped)
 
 
 @dataclass
@@ -228,6 +236,8 @@ class Trainer:
         self.stop_requested = False     # set by a step's flag collective (_agree)
         self.skipped_total = Counter()  # data/* skips over the whole run, all ranks
         self.evaluators = build_evaluators(cfg.eval, cfg.data.root) if self.is_main else {}
+        # data.decode=cuda: the images' decode, crop and normalisation, on this process's GPU
+        self.device_decoder = decoder_for(cfg.data.decode, self.preprocess_train, self.device)
         self._resume()
         self.metrics = MetricsLog(self.run_dir, cfg.logger, self.is_main,
                                   OmegaConf.to_container(cfg, resolve=True), run_name=cfg.run_name)
@@ -335,7 +345,7 @@ class Trainer:
         saved, now = state.get("data_position", {}).get("signature"), self._data_signature()
         if saved is not None and saved != now and self.is_main:
             # the replay is exact only for the same streams, seed, ranks and workers
-            changed = sorted(k for k in saved if saved[k] != now.get(k))
+            changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
             print(f"[hnclip] WARNING: data setup changed since {path} ({', '.join(changed)}): "
                   f"training continues, but the data order is not the uninterrupted run's", flush=True)
         rng = ckpt.load_rng(path, self.rank)
@@ -368,11 +378,14 @@ class Trainer:
 
     def _data_signature(self):
         d = self.cfg.data
-        return {"world": self.world, "workers": d.workers, "seed": self.cfg.seed,
-                "accum_steps": self.cfg.optim.accum_steps,
-                "streams": {k: v for k, v in OmegaConf.to_container(d, resolve=True).items()
-                            if k in ("pairs", "sets", "pairs_per_step", "set_items_per_step",
-                                     "resampled", "shuffle_buffer", "lookahead_sets")}}
+        sig = {"world": self.world, "workers": d.workers, "seed": self.cfg.seed,
+               "accum_steps": self.cfg.optim.accum_steps,
+               "streams": {k: v for k, v in OmegaConf.to_container(d, resolve=True).items()
+                           if k in ("pairs", "sets", "pairs_per_step", "set_items_per_step",
+                                    "resampled", "shuffle_buffer", "lookahead_sets")}}
+        if d.decode == "cuda":  # a damaged JPEG is dropped later than in the CPU modes
+            sig["decode"] = "cuda"
+        return sig
 
     # -- signals: SLURM's warning signal or a polite kill -> checkpoint and exit ----------
     def _install_signals(self):
@@ -437,6 +450,8 @@ class Trainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         micro = [next(batches) for _ in range(cfg.optim.accum_steps)]
+        if self.device_decoder is not None:  # data.decode=cuda: the loader handed over bytes
+            micro = [self.device_decoder(b) for b in micro]
         data_time = time.perf_counter() - t0
         if self.trim_text:
             micro = text_trim.trim_batches(micro)

@@ -55,7 +55,18 @@ def open_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     return to_rgb(img)
 
 
-def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS):
+def open_for(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, defer_jpeg: bool = False) -> Image.Image:
+    """open_image, or with defer_jpeg (data.decode=cuda) the header alone of a JPEG the device
+    decoder takes: its pixels are decoded in the training process, on the GPU."""
+    if defer_jpeg:
+        from .device_decode import device_decodable
+        img = open_header(data, max_pixels)
+        if device_decodable(img):
+            return img
+    return open_image(data, max_pixels)
+
+
+def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS, defer_jpeg: bool = False):
     """-> (PIL image, caption str) or None (counted). Everything that can make a pair be
     skipped happens here, so a resumed run that replays its stream can call only this (no
     preprocessing, no tokenization) and still skip exactly the same samples."""
@@ -74,7 +85,7 @@ def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS):
         counters["empty_caption"] += 1
         return None
     try:
-        image = open_image(sample[ext], max_pixels)
+        image = open_for(sample[ext], max_pixels, defer_jpeg)
     except ImageTooLarge:
         counters["oversized_image"] += 1
         return None
@@ -84,10 +95,23 @@ def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS):
     return image, caption
 
 
+def takes_bytes(preprocess) -> bool:
+    """The transform of data.decode=cuda: a header and the bytes in (device_decode.py)."""
+    return getattr(preprocess, "takes_bytes", False)
+
+
 def decode_pair(sample, preprocess, counters, max_pixels: int = MAX_IMAGE_PIXELS):
-    """-> (image tensor, caption str) or None (counted)."""
-    out = check_pair(sample, counters, max_pixels)
-    return None if out is None else (preprocess(out[0]), out[1])
+    """-> (image tensor, caption str) or None (counted); with data.decode=cuda the image is a
+    DeferredImage for the training process to decode."""
+    defer = takes_bytes(preprocess)
+    out = check_pair(sample, counters, max_pixels, defer)
+    if out is None:
+        return None
+    if not defer:
+        return preprocess(out[0]), out[1]
+    ext = next(e for e in IMAGE_EXTS if e in sample)
+    where = f"{sample.get('__url__', '?')}: sample '{sample.get('__key__', '?')}'"
+    return preprocess(out[0], sample[ext], where), out[1]
 
 
 def parse_set(sample, max_pixels: int = MAX_IMAGE_PIXELS):
@@ -142,10 +166,12 @@ def decode_set(sample, preprocess, keep=None, max_pixels: int = MAX_IMAGE_PIXELS
     broken set shard means a broken converter, which should be fixed, not trained around."""
     rec, keys, where = parse_set(sample, max_pixels)
     keep = range(len(keys)) if keep is None else keep
-    images = []
+    images, defer = [], takes_bytes(preprocess)
     for i in keep:
         try:
-            images.append(preprocess(open_image(sample[keys[i]], max_pixels)))
+            img = open_for(sample[keys[i]], max_pixels, defer)
+            images.append(preprocess(img, sample[keys[i]], f"{where}: image {keys[i]}") if defer
+                          else preprocess(img))
         except Exception as e:
             raise ValueError(f"{where}: image {keys[i]} does not decode ({e})") from e
     return {"images": images, "captions": rec["captions"],

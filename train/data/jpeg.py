@@ -1,4 +1,5 @@
-"""The model's image transform run on uint8 tensors instead of PIL images (data.decode=tensor).
+"""The model's image transform run on uint8 tensors instead of PIL images (data.decode=tensor;
+data.decode=cuda runs the same steps on the GPU after decoding there: train/data/device_decode.py).
 
 open_clip's train transform (RandomResizedCrop, bicubic, to RGB, ToTensor, Normalize) spends
 most of a 224-px sample's time outside the JPEG decoder: PIL's bicubic resize, then ToTensor
@@ -20,7 +21,7 @@ import torch
 import torchvision.transforms as T
 from torchvision.transforms import v2
 
-DECODERS = ("pil", "tensor")
+DECODERS = ("pil", "tensor", "cuda")
 
 
 def _to_uint8_chw(img) -> torch.Tensor:
@@ -75,4 +76,7 @@ def for_decode(mode: str, preprocess):
         return preprocess
     if mode == "tensor":
         return TensorPreprocess(preprocess)
+    if mode == "cuda":  # the loader's half; the GPU's is device_decode.DeviceDecoder
+        from .device_decode import DeferredPreprocess
+        return DeferredPreprocess(preprocess)
     raise ValueError(f"unknown data.decode '{mode}'; choose one of {DECODERS}")

@@ -92,12 +92,15 @@ def collate_sets(sets, tokenizer):
         subsets.append(s["subset"])
     long = lambda x: torch.tensor(x, dtype=torch.long)
     tokens = tokenizer(captions)
-    out = {"images": torch.stack(images), "tokens": tokens,
+    # data.decode=cuda: the images are bytes for the training process to decode (a list)
+    out = {"images": torch.stack(images) if images and torch.is_tensor(images[0]) else images,
+           "tokens": tokens,
            "img_set": long(img_set), "img_cap": long(img_cap), "img_key": long(img_key),
            "cap_set": long(cap_set), "cap_img": long(cap_img), "cap_key": long(cap_key),
            "subsets": subsets,
            # host-side facts the training step would otherwise read back from the device
            "n_sets": len(sets), "text_len": text_len_of(tokens), "text_lens": caption_lengths(tokens)}
     # checked here, on the CPU in the loader worker, so the step can trust the index
-    check_set_index(SetIndex(*(out[k] for k in ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key"))))
+    fields = ("img_set", "img_cap", "img_key", "cap_set", "cap_img", "cap_key")
+    check_set_index(SetIndex(*(out[k] for k in fields)))
     return out

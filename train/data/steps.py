@@ -3,7 +3,8 @@
 
 Each DataLoader worker builds both streams from its own seed-derived RNGs and yields whole
 steps; the DataLoader interleaves workers round-robin, so step s comes from worker s % W
-(a resumed loader rotates worker roles so that its first step is step start_step). That makes the data position a single number (steps consumed): on resume, worker w replays
+(a resumed loader rotates worker roles so that its first step is step start_step). That makes
+the data position a single number (steps consumed): on resume, worker w replays
 its stream past the steps it had already produced and continues exactly where it stopped.
 Replaying re-derives every RNG state (shard choice, shuffle buffer, set trimming) instead of
 storing it, so it is exact in epoch and resampled mode alike; it stays cheap because replayed
@@ -12,8 +13,8 @@ pair images decoded, since whether an image decodes decides which samples a step
 A resume must keep the data config, seed, world size and data.workers of the original run."""
 import random
 import warnings
-from contextlib import contextmanager
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import List
 
@@ -21,11 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ..text_trim import caption_lengths, text_len_of
 from . import shards as S
-from .decode import MAX_IMAGE_PIXELS, check_pair, decode_pair, decode_set, set_sizes
+from .decode import MAX_IMAGE_PIXELS, check_pair, decode_pair, decode_set, set_sizes, takes_bytes
 from .samples import raw_samples, shuffled
 from .set_batcher import collate_sets, plan_steps
-from ..text_trim import caption_lengths, text_len_of
 
 
 @dataclass
@@ -96,9 +97,10 @@ class StepStream(IterableDataset):
         rng = S.rng_for(sp.seed, 3, sp.rank, worker)
         raw = sample_stream(sp.pairs, sp.seed, 0, sp.rank, sp.world, worker, workers, counters, rng)
         images, captions, n_ok = [], [], 0
+        defer = takes_bytes(self.preprocess)  # the same checks as the run being replayed
         for sample in raw:
             if replay > 0:
-                if check_pair(sample, counters, sp.pairs.max_image_pixels) is not None:
+                if check_pair(sample, counters, sp.pairs.max_image_pixels, defer) is not None:
                     n_ok += 1
                     if n_ok == sp.pairs_per_step:
                         n_ok, replay = 0, replay - 1
@@ -112,7 +114,9 @@ class StepStream(IterableDataset):
             if len(images) == sp.pairs_per_step:
                 tokens = self.tokenizer(captions)
                 # text_len: the longest caption's length, known here so the step reads nothing back
-                yield {"images": torch.stack(images), "tokens": tokens, "text_len": text_len_of(tokens),
+                # data.decode=cuda: DeferredImages, decoded by the training process (a list)
+                yield {"images": images if defer else torch.stack(images), "tokens": tokens,
+                       "text_len": text_len_of(tokens),
                        "text_lens": caption_lengths(tokens)}
                 images, captions = [], []
 
@@ -180,13 +184,13 @@ def spec_from_config(data_cfg, seed: int, rank: int, world: int) -> StepSpec:
         for name in ("pairs", "sets"):
             if len({s.weight for s in data_cfg[name]}) > 1:
                 warnings.warn(f"data.{name}: source weights are ignored in epoch mode "
-                              f"(data.resampled=false reads every shard once per epoch)")
+                              f"(data.resampled=false reads every shard once per epoch)", stacklevel=2)
     def stream(sources):
         checked = [S.check_local(S.expand(s.urls), data_cfg.skip_missing_shards) for s in sources]
         left_out = [b for _, bad in checked for b in bad]
         if left_out and rank == 0:
             warnings.warn(f"data.skip_missing_shards: training without {len(left_out)} listed "
-                          f"shard(s), e.g. {left_out[0][0]} {left_out[0][1]}")
+                          f"shard(s), e.g. {left_out[0][0]} {left_out[0][1]}", stacklevel=2)
         return StreamSpec([kept for kept, _ in checked], [s.weight for s in sources], data_cfg.resampled,
                           data_cfg.shuffle_buffer, data_cfg.skip_missing_shards,
                           data_cfg.get("max_image_pixels", MAX_IMAGE_PIXELS), len(left_out))
