@@ -11,7 +11,7 @@ function of that dataclass; `command(...)` turns the two into `main(argv=None)`,
 - `key=value` overrides in Hydra's grammar (lists as `[a,b]`, `null` for None). A key the
   schema does not define (with or without '+'), a value of the wrong type, a required key left
   out or a check of the command's own that fails stops the command before any work with a
-  message naming the key, and exit code 2; the same rule as training (train/config.py).
+  message naming the key, and exit code 2 (as training's schema check, train/config.py).
 - `--help` lists every key with its type, default and meaning; Hydra's own flags (`--cfg job`,
   `--info`, `--hydra-help`, `-m`) work as in `hnclip-train`.
 - The run directory: Hydra's run directory is the command's `out` key where the command writes
@@ -251,9 +251,9 @@ def _missing_keys(cfg, prefix: str = "") -> list:
 def command(schema, run: Callable, *, prog: str, doc: str, run_dir: str = ".",
             check: Optional[Callable] = None, base: Optional[tuple] = None):
     """-> main(argv=None): parse key=value overrides onto `schema` with Hydra, check them, then
-    run(config) (an instance of `schema`); main(argv) returns its result, main() (the command
-    line) None. `check(config)` raises ConfigError (exit 2) for
-    the command's own rules; `run_dir` is "${out}" for a command that writes one folder.
+    run(config) (an instance of `schema`): main(argv) returns its result, main() (the command
+    line) None. `check(config)` raises ConfigError (exit 2) for the command's own rules;
+    `run_dir` is "${out}" for a command that writes one folder.
 
     base=(config_dir, config_name, package): the command runs on top of a conf/ config (the
     training config, for a command that plans or inspects a training run): its keys sit under
