@@ -10,7 +10,11 @@
    (bench/bench_train.py), then the compute-only rates of ViT-B/32 and ViT-L/14 (batches in
    memory: what the loader has to keep up with);
 4. the loader per core at 224 px from 256- and 384-px JPEGs beside open_clip's and the raw
-   libjpeg-turbo decode rate (bench/bench_data.py), and so the CPU cores each model needs.
+   libjpeg-turbo decode rate (bench/bench_data.py), and so the CPU cores each model needs;
+5. data.decode=cuda: a step's JPEGs decoded in one batch on the GPU, cropped and normalised
+   there (train/data/device_decode.py), images/s on the device, beside the loader's remaining
+   CPU work per core (headers and crop boxes). Its correctness is in step 1's tests (GPU
+   against CPU decode, a damaged JPEG dropped and counted, a run with data.decode=cuda).
 
 --cpu-dry-run runs every step on the CPU at toy size (hnclip-tiny for both models, a few
 steps): tests/test_perf_gpu_check.py runs it in the test suite so the script cannot rot."""
@@ -29,10 +33,12 @@ sys.path.insert(0, str(ROOT))
 SIZES = {
     "real": dict(model="ViT-B-32", model_l="ViT-L-14", batch=256, steps=30, warmup=8, rounds=2,
                  mem_steps=15, mem_warmup=5, workers=12, px=256, shards=8, per_shard=512,
-                 loader_model="ViT-B-32", loader_px="256,384", loader_batches=20, loader_batch=64),
+                 loader_model="ViT-B-32", loader_px="256,384", loader_batches=20, loader_batch=64,
+                 decode_batch=256, decode_rounds=5),
     "dry": dict(model="hnclip-tiny", model_l="hnclip-tiny", batch=8, steps=2, warmup=1, rounds=1,
                 mem_steps=2, mem_warmup=1, workers=1, px=96, shards=8, per_shard=16,
-                loader_model="hnclip-tiny", loader_px="96", loader_batches=2, loader_batch=8),
+                loader_model="hnclip-tiny", loader_px="96", loader_batches=2, loader_batch=8,
+                decode_batch=8, decode_rounds=1),
 }
 
 
@@ -87,6 +93,61 @@ def loader(out, z, rates):
     return {"by_source_px": json.loads((out / "loader.json").read_text()), "seconds": round(secs, 1)}
 
 
+def _grain_jpegs(px, n, seed=0):
+    """n JPEGs of px x px with grain (photo-like entropy, as bench/bench_data.py's shards)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        low = rng.integers(0, 255, (px // 16, px // 16, 3), dtype=np.uint8)
+        img = np.asarray(Image.fromarray(low).resize((px, px), Image.BICUBIC), dtype=np.int16)
+        img = np.clip(img + rng.integers(-12, 12, img.shape), 0, 255).astype(np.uint8)
+        b = io.BytesIO()
+        Image.fromarray(img).save(b, "JPEG", quality=90)
+        out.append(b.getvalue())
+    return out
+
+
+def device_decode(z, dry):
+    """data.decode=cuda at 224 px: the device's decode + crop + normalise rate over batches of
+    a step's size, and the loader's remaining CPU work (header, crop box) per core."""
+    import open_clip
+    import torch
+
+    from train.data import jpeg
+    from train.data.decode import open_for
+    from train.data.device_decode import DeviceDecoder
+    device = "cpu" if dry else "cuda"
+    t = open_clip.image_transform(224, is_train=True)
+    pre, dec = jpeg.for_decode("cuda", t), DeviceDecoder(t, device)
+    sync = (lambda: None) if dry else torch.cuda.synchronize
+    rows = []
+    try:
+        for px in [int(p) for p in z["loader_px"].split(",")]:
+            datas = _grain_jpegs(px, z["decode_batch"])
+            t0 = time.perf_counter()
+            items = [pre(open_for(d, defer_jpeg=True), d) for d in datas]
+            loader_s = time.perf_counter() - t0
+            counts = {}
+            dec.decode(items, counts)  # warm-up: nvJPEG's handles, kernels
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(z["decode_rounds"]):
+                torch.stack(dec.decode(items, counts))
+            sync()
+            secs = time.perf_counter() - t0
+            rows.append({"source_px": px, "batch": len(items), "device": device,
+                         "device_images_per_s": round(len(items) * z["decode_rounds"] / secs),
+                         "loader_images_per_s_per_core": round(len(items) / loader_s),
+                         "fallbacks_or_drops": sum(counts.values())})
+    except Exception as e:  # noqa: BLE001 - reported in the JSON, the other steps still count
+        return {"failed": f"{type(e).__name__}: {e}", "by_source_px": rows}
+    return {"by_source_px": rows}
+
+
 def arm(summary, name):
     return (summary.get("arms") or {}).get(name) or {}
 
@@ -115,6 +176,10 @@ def table(res) -> str:
                      f"{row['decode_limit_jpegs_per_s']} images/s; tensor / open_clip "
                      f"**{row['ratio_ours_tensor_over_open_clip']:.2f}**; "
                      f"cores per GPU {row.get('cores_per_gpu', '—')}")
+    for row in (res.get("device_decode", {}).get("by_source_px") or []):
+        lines.append(f"- data.decode=cuda, 224 px from {row['source_px']} px: {row['device_images_per_s']} "
+                     f"images/s on the {row['device']} (batches of {row['batch']}); the loader's part "
+                     f"{row['loader_images_per_s_per_core']} images/s per core")
     tested = res["tests"]
     lines.append(f"- CUDA-marked tests: {'passed' if tested['passed'] else 'FAILED'} ({tested['summary']})")
     return "\n".join(lines)
@@ -160,12 +225,14 @@ def main(argv=None):
              for name, n in (("vit_b32", "vit_ours_mem"), ("vit_l14", "vitl_ours_mem"))}
     print("[gpu_check] loader", flush=True)
     res["loader"] = loader(out, z, rates)
+    print("[gpu_check] data.decode=cuda", flush=True)
+    res["device_decode"] = device_decode(z, dry)
     res["seconds"] = time.perf_counter() - t0
     text = table(res)
     (out / "gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
     (out / "gpu_check.md").write_text(text + "\n")
     print("\n" + text, flush=True)
-    failed = [k for k in ("train", "compute_only", "loader") if "failed" in res[k]]
+    failed = [k for k in ("train", "compute_only", "loader", "device_decode") if "failed" in res[k]]
     if failed or not res["tests"]["passed"]:
         names = failed + ([] if res["tests"]["passed"] else ["tests"])
         sys.exit(f"gpu_check: failed: {', '.join(names)} (logs in {out})")

@@ -1,5 +1,7 @@
 """On the accelerator: the losses against the float64 CPU reference, a bf16 step, a
-torch.compile step, a step that never waits for the device, and the tensor image transform.
+torch.compile step, a step that never waits for the device, the tensor image transform, and
+data.decode=cuda (JPEGs decoded on the device against the CPU decode, a damaged one dropped and
+counted, a short run).
 
 Marked `cuda` and run on CUDA by bench/gpu_check.sh; skipped on a machine without one.
 HNCLIP_TEST_DEVICE=cpu (bench/gpu_check.sh --cpu-dry-run) runs the same code on the CPU, so
@@ -151,3 +153,82 @@ def test_the_tensor_image_transform_runs_on_the_device_too():
     on_dev = steps(_to_uint8_chw(img).to(DEVICE))
     assert on_dev.device.type == DEVICE.type and on_dev.shape == (3, 224, 224)
     assert (on_dev.cpu() - on_cpu).abs().max() < 0.035
+
+
+def _jpeg(w, h, seed, mode="RGB", **save):
+    import io
+
+    import numpy as np
+    from PIL import Image
+    low = np.random.default_rng(seed).integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(low).resize((w, h), Image.BICUBIC).convert(mode)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90, **save)
+    return out.getvalue()
+
+
+def _deferred(pre, datas):
+    from train.data.decode import open_for
+    return [pre(open_for(d, defer_jpeg=True), d, f"image {i}") for i, d in enumerate(datas)]
+
+
+def test_jpegs_decoded_on_the_device_match_the_cpu_decode():
+    # data.decode=cuda against data.decode=tensor: the same crops (the boxes are drawn in the
+    # loader from the same generator), pixels within a few grey levels (nvJPEG's IDCT and
+    # chroma upsampling are not libjpeg-turbo's)
+    import open_clip
+
+    from train.data import jpeg
+    from train.data.decode import open_image
+    from train.data.device_decode import DeviceDecoder
+    train_t = open_clip.image_transform(224, is_train=True)  # ViT-B/32's
+    datas = [_jpeg(256, 256, 0), _jpeg(384, 300, 1), _jpeg(300, 384, 2, progressive=True),
+             _jpeg(256, 256, 3, mode="L")]
+    torch.manual_seed(5)
+    items = _deferred(jpeg.for_decode("cuda", train_t), datas)
+    counts = {}
+    got = DeviceDecoder(train_t, DEVICE).decode(items, counts)
+    torch.manual_seed(5)
+    cpu = jpeg.for_decode("tensor", train_t)
+    want = [cpu(open_image(d)) for d in datas]
+    assert counts == {}  # none fell back to the CPU
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.device.type == DEVICE.type and g.shape == w.shape == (3, 224, 224)
+        diff = (g.cpu() - w).abs()
+        # normalised units: 0.03 is about 2 grey levels
+        assert diff.mean() < 0.01 and diff.max() < 0.2, (i, float(diff.mean()), float(diff.max()))
+
+
+def test_a_damaged_jpeg_in_a_device_batch_is_dropped_and_counted():
+    import open_clip
+
+    from train.data import jpeg
+    from train.data.device_decode import DeviceDecoder
+    train_t = open_clip.image_transform(224, is_train=True)
+    good = [_jpeg(256, 256, i) for i in range(3)]
+    damaged = good[1][:len(good[1]) * 2 // 3]  # the header reads, the data stops
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    tokens = tok(["a", "b", "c", "d"])
+    step = {"pairs": {"images": _deferred(jpeg.for_decode("cuda", train_t), [good[0], damaged] + good[1:]),
+                      "tokens": tokens}, "skipped": {}}
+    out = DeviceDecoder(train_t, DEVICE)(step)
+    assert out["skipped"] == {"undecodable_image": 1}, out["skipped"]
+    assert out["pairs"]["images"].shape == (3, 3, 224, 224)
+    assert torch.equal(out["pairs"]["tokens"], tokens[[0, 2, 3]])
+
+
+@pytest.mark.skipif(not ON_CUDA, reason="data.decode=cuda needs CUDA (the CPU dry run checks the rest)")
+def test_a_run_with_data_decode_cuda_trains(tiny_data, tmp_path):
+    import json
+
+    from conftest import compose
+    from train.config import validate
+    from train.trainer import Trainer
+    over = {"data.root": tiny_data, "run_dir": tmp_path / "run", "optim.steps": 3, "optim.warmup_steps": 1,
+            "data.pairs_per_step": 8, "data.set_items_per_step": 6, "data.workers": 1,
+            "data.decode": "cuda", "eval.every_steps": 0, "eval.benchmarks": "[]", "logger.wandb": "false",
+            "checkpoint.every_steps": 0, "checkpoint.resume": "false"}
+    Trainer(validate(compose([f"{k}={v}" for k, v in over.items()]))).train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if "loss/total" in r]
+    assert len(rows) == 3 and all(r["step_skipped"] == 0 and r["loss/total"] == r["loss/total"] for r in rows)

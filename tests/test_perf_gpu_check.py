@@ -1,7 +1,7 @@
 """bench/gpu_check.sh cannot rot: its --cpu-dry-run runs every step of the GPU check (the
 CUDA-marked tests, shard generation, ours vs open_clip_train, the compute-only rate, the
-loader against open_clip and the decode limit) on the CPU at toy size, and writes the JSON
-and the table a GPU run writes."""
+loader against open_clip and the decode limit, the data.decode=cuda rate) on the CPU at toy
+size, and writes the JSON and the table a GPU run writes."""
 import json
 import os
 import subprocess
@@ -39,5 +39,9 @@ def test_cpu_dry_run_runs_every_step_and_reports(tmp_path):
     row = res["loader"]["by_source_px"][0]
     assert row["decode_limit_jpegs_per_s"] > 0 and row["ours_tensor_samples_per_s_per_worker"] > 0
     assert "vit_b32" in row["cores_per_gpu"]
+    dev = res["device_decode"]["by_source_px"][0]
+    assert dev["device_images_per_s"] > 0 and dev["loader_images_per_s_per_core"] > 0
+    assert dev["fallbacks_or_drops"] == 0
     table = (tmp_path / "gpu_check.md").read_text()
     assert "| vit_ours |" in table and "libjpeg-turbo decode limit" in table
+    assert "data.decode=cuda, 224 px from" in table
