@@ -36,30 +36,32 @@ class StopRequested(Exception):
 class StepFlags:
     """What every rank agrees on after a step's forward and before its backward, from one
     summed vector (one collective, one host read): [stop, loss bad, device-decode fallbacks,
-    skip counts in SKIP_REASONS order]."""
+    samples, skip counts in SKIP_REASONS order]."""
     stop_requested: bool = False   # a stop signal reached some rank
     loss_nonfinite: bool = False   # some rank's loss was NaN/Inf, or its forward raised
     skipped: dict = field(default_factory=dict)  # data/* skips this step, summed over ranks
+    samples: int = 0               # items in the step, all ranks (data.decode=cuda may drop some)
 
     @property
     def take(self) -> bool:
         return not self.loss_nonfinite
 
     @staticmethod
-    def pack(stop: bool, loss_ok, skipped, device):
+    def pack(stop: bool, loss_ok, skipped, device, samples: int = 0):
         skipped = dict(skipped)
         # not a skip (the image is trained on) but counted beside them: data.decode=cuda
         fallbacks = float(skipped.pop(DEVICE_DECODE_FALLBACK, 0))
-        head = torch.tensor([float(stop), fallbacks], dtype=torch.float64, device=device)
+        head = torch.tensor([float(stop), fallbacks, float(samples)], dtype=torch.float64, device=device)
         counts = torch.tensor(skip_counts(skipped), dtype=torch.float64, device=device)
         return torch.cat([head[:1], (~loss_ok).to(torch.float64).reshape(1), head[1:], counts])
 
     @classmethod
     def unpack(cls, summed: list):
-        skipped = skip_logs(summed[3:])
+        skipped = skip_logs(summed[4:])
         if summed[2]:
             skipped[DEVICE_DECODE_FALLBACK] = int(round(summed[2]))
-        return cls(stop_requested=summed[0] > 0, loss_nonfinite=summed[1] > 0, skipped=skipped)
+        return cls(stop_requested=summed[0] > 0, loss_nonfinite=summed[1] > 0, skipped=skipped,
+                   samples=int(round(summed[3])))
 
 
 @dataclass
@@ -468,10 +470,8 @@ class Trainer:
         if not flags.take or grad_nonfinite:
             self.optimizer.zero_grad(set_to_none=True)
             logs = {"loss/total": float("nan")}
-        n_local = sum(b["pairs"]["images"].shape[0] + (b["sets"]["images"].shape[0] if "sets" in b else 0)
-                      for b in micro)
         return StepResult(flags=flags, grad_nonfinite=grad_nonfinite, logs=logs, lr=lr,
-                          samples=n_local * self.world, data_time=data_time)
+                          samples=flags.samples, data_time=data_time)
 
     def _account(self, result, cadence):
         """Counters, the metrics row and the console line of the step just taken (or skipped)."""
@@ -618,7 +618,9 @@ class Trainer:
         skipped = Counter()
         for b in batches:
             skipped.update(b.get("skipped", {}))
-        vector = StepFlags.pack(self.stop_signal is not None, loss_ok, skipped, self.device)
+        samples = sum(b["pairs"]["images"].shape[0] + (b["sets"]["images"].shape[0] if "sets" in b else 0)
+                      for b in batches)
+        vector = StepFlags.pack(self.stop_signal is not None, loss_ok, skipped, self.device, samples)
         return StepFlags.unpack(D.sum_over_ranks(vector).tolist())
 
     def evaluate(self):
