@@ -10,7 +10,6 @@ compute-only bound). Afterwards it times the step's parts on in-memory batches a
 the model FLOPs of one step."""
 import itertools
 import json
-import math
 import sys
 import time
 from collections import defaultdict
@@ -89,10 +88,10 @@ def step_parts(trainer, batches, reps):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         t.append(now())
-        trainer._grads_finite()  # norm once, clip with it, the step's one flag collective
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+        # as the trainer: the norm once, clipping with it; a non-finite one skips the update
+        # on the device (fused AdamW's found_inf); then logit_scale's clamp
+        norm = trainer._grad_norm()
+        trainer._optimizer_step(None if norm is None else torch.isfinite(norm))
         t.append(now())
         if i == 0:
             continue  # warm-up
