@@ -1,5 +1,7 @@
-"""The training step waits for the device at most twice: one read of the step's flags (loss
-and gradients finite, a stop signal on any rank) and one read of the logged scalars.
+"""The training step waits for the device at most twice: one read of the step's flags before
+backward (every rank's loss finite, a stop signal on any rank, the skip counts) and one read of
+the logged scalars (with whether the gradient norm was finite: a non-finite one skips the
+update on the device).
 
 Host reads are counted by wrapping the Python entry points through which a tensor's value
 reaches Python (item, tolist, bool, int, float, index, numpy). On a GPU every one of them is
