@@ -165,8 +165,12 @@ def _text_keys(schema, kinds) -> set:
     return {f.name for f in fields(schema) if hints[f.name] in kinds}
 
 
+# characters Hydra's grammar reads as structure (a mapping, a list, a function call), never text
+_STRUCTURE = set("{}[]()")
+
+
 def _quote(value: str) -> str:
-    if value[:1] in "'\"" or not ("{" in value or "}" in value):
+    if value[:1] in "'\"" or not _STRUCTURE & set(value):
         return value
     return "'" + value.replace("'", "\\'") + "'"
 
@@ -190,9 +194,10 @@ def _items(inner: str) -> list:
 
 
 def quote_text_values(overrides: list, schema) -> list:
-    """A text value taken literally when it holds braces: shard patterns such as
-    `pairs=data/pairs-{000000..000007}.tar` (or `train=[a-{0..7}.tar,b-{0..7}.tar]` for a list
-    of text) would otherwise read as a broken Hydra mapping. Quoted values are left alone."""
+    """A text value taken literally when it holds braces, brackets or parentheses: shard patterns
+    such as `pairs=data/pairs-{000000..000007}.tar` (or `train=[a-{0..7}.tar,b-{0..7}.tar]` for a
+    list of text) would otherwise read as a broken Hydra mapping, a regular expression such as
+    `skills=(i2t|t2i)$` as a broken function call. Quoted values are left alone."""
     text = _text_keys(schema, (str, Optional[str]))
     lists = _text_keys(schema, (List[str], Optional[List[str]]))
     done = []
@@ -212,6 +217,11 @@ def _check_overrides(prog: str, overrides: list, schema, package: str = ""):
     (Hydra's own message would only say 'Could not override')."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
+    for arg in overrides:
+        if "=" not in arg and not arg.startswith("~"):  # a positional argument of the old style
+            required = [f.name for f in fields(schema) if f.default == REQUIRED]
+            hint = " or ".join(f"{package}{k}={arg}" for k in required) or f"KEY={arg}"
+            _fail(prog, f"'{arg}' is not a key=value override: give {hint} (--help lists the keys)")
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException as e:

@@ -3,15 +3,21 @@ Vision-and-Language Understanding", 2023): each skill's score at every evaluated
 curve per skill (PNG), Kendall tau-b between every two skills across the evaluation points, and
 a markdown report.
 
-    python -m train.dynamics RUN_DIR                  # from RUN_DIR/metrics.jsonl's eval history
-    python -m train.dynamics RUN_DIR --checkpoints    # evaluate RUN_DIR/checkpoints/step-* first
+    python -m train.dynamics run_dir=RUN                     # from RUN/metrics.jsonl's eval history
+    python -m train.dynamics run_dir=RUN checkpoints=true    # evaluate RUN/checkpoints/step-* first
+    python -m train.dynamics run_dir=RUN checkpoints=true eval=demo skills='mean|top1|R@1$'
 
-Writes RUN_DIR/dynamics/{skills.png, report.md, history.json}."""
-import argparse
+With checkpoints=true the benchmarks and their options are the run's eval config (or
+conf/eval/<eval>.yaml); `suites.<name>.<key>=...`, `batch_size=` and `spec_root=` override it, as
+for train.evaluate. Writes RUN/dynamics/{skills.png, report.md, history.json} (or into `out`)."""
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hn_data.cli import REQUIRED, ConfigError, command, setting
 
 from .contract import is_count
 
@@ -123,7 +129,7 @@ def write_report(run_dir, hist=None, pattern=None, out=None):
     hist = hist if hist is not None else history_from_metrics(run_dir)
     if len(hist) < 2:
         raise ValueError(f"{run_dir}: {len(hist)} evaluation(s) found; dynamics need at least 2 "
-                         "(set eval.every_steps, or use --checkpoints)")
+                         "(set eval.every_steps, or give checkpoints=true)")
     skills = skills_of(hist, pattern)
     if not skills:
         raise ValueError(f"{run_dir}: no skill matches {pattern!r}")
@@ -136,15 +142,18 @@ def write_report(run_dir, hist=None, pattern=None, out=None):
 
 
 def history_from_checkpoints(run_dir, benchmarks=None, overrides=(), eval_name=None):
-    """Evaluate every trainer checkpoint of the run with the run's eval config (or conf/eval/<eval_name>)."""
+    """Evaluate every trainer checkpoint of the run with the run's eval config (or
+    conf/eval/<eval_name>), `overrides` over it: a dotlist or a mapping (suites, batch_size, ...)."""
     from omegaconf import OmegaConf
 
     from .. import checkpoint as ckpt
     from .evaluate import evaluate
     from .load import eval_config, load, run_config
     cfg = run_config(run_dir)
-    ecfg = (eval_config(eval_name, overrides) if eval_name else
-            OmegaConf.merge(eval_config("default"), cfg.eval, OmegaConf.from_dotlist(list(overrides))))
+    extra = (OmegaConf.create(dict(overrides)) if isinstance(overrides, dict) or OmegaConf.is_dict(overrides)
+             else OmegaConf.from_dotlist(list(overrides)))
+    ecfg = (OmegaConf.merge(eval_config(eval_name), extra) if eval_name else
+            OmegaConf.merge(eval_config("default"), cfg.eval, extra))
     points = [(int(p.name.split("-")[1]), p) for p in ckpt.checkpoints(run_dir)]
     if not points:
         raise FileNotFoundError(f"{run_dir}/checkpoints: no step-*/trainer.pt to evaluate")
@@ -155,23 +164,56 @@ def history_from_checkpoints(run_dir, benchmarks=None, overrides=(), eval_name=N
     return hist
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir")
-    ap.add_argument("--checkpoints", action="store_true",
-                    help="evaluate the run's checkpoints instead of reading metrics.jsonl")
-    ap.add_argument("--benchmarks", nargs="*", default=None)
-    ap.add_argument("--eval", default=None,
-                    help="with --checkpoints: conf/eval/<name>.yaml instead of the run's eval config")
-    ap.add_argument("--skills", default=None, help="regex selecting skills, e.g. 'spec/.*/i2t|cls'")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("overrides", nargs="*", help="eval config overrides (with --checkpoints)")
-    args = ap.parse_args(argv)
-    hist = history_from_checkpoints(args.run_dir, args.benchmarks,
-                                    args.overrides, args.eval) if args.checkpoints else None
+# the keys that only mean something when the checkpoints are evaluated
+EVAL_KEYS = ("benchmarks", "eval", "suites", "batch_size", "spec_root")
+
+
+@dataclass
+class DynamicsCommand:
+    run_dir: str = setting(REQUIRED, "the training run directory (metrics.jsonl, config.yaml, checkpoints/)")
+    checkpoints: bool = setting(False, "evaluate the run's checkpoints/step-* instead of reading the eval "
+                                "history in metrics.jsonl")
+    benchmarks: Optional[List[str]] = setting(None, "with checkpoints=true: suite names (default: the eval "
+                                              "config's)")
+    eval: Optional[str] = setting(None, "with checkpoints=true: conf/eval/<name>.yaml or a YAML path instead "
+                                  "of the run's eval config")
+    suites: Dict[str, Any] = setting({}, "with checkpoints=true: per-suite options over the eval config, "
+                                     "e.g. suites.spec.root=...")
+    batch_size: Optional[int] = setting(None, "with checkpoints=true; default: the eval config's")
+    spec_root: Optional[str] = setting(None, "with checkpoints=true; default: the eval config's")
+    skills: Optional[str] = setting(None, "regex selecting skills, e.g. 'spec/.*/i2t|cls' (default: all)")
+    out: Optional[str] = setting(None, "output dir (default: <run_dir>/dynamics)")
+
+
+def check(args: DynamicsCommand):
+    if not Path(args.run_dir).is_dir():
+        raise ConfigError(f"run_dir={args.run_dir}: no such directory")
+    if not args.checkpoints:
+        given = [k for k in EVAL_KEYS if getattr(args, k) not in (None, {})]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: only with checkpoints=true (without it the report reads "
+                              "the evaluations the run logged; select among them with skills=REGEX)")
+    if args.skills is not None:
+        try:
+            re.compile(args.skills)
+        except re.error as e:
+            raise ConfigError(f"invalid value skills={args.skills!r}: not a regular expression "
+                              f"({e})") from None
+
+
+def run(args: DynamicsCommand):
+    check(args)
+    extra = {"suites": args.suites}
+    extra.update({k: getattr(args, k) for k in ("batch_size", "spec_root") if getattr(args, k) is not None})
+    hist = history_from_checkpoints(args.run_dir, args.benchmarks, extra,
+                                    args.eval) if args.checkpoints else None
     rep = write_report(args.run_dir, hist, args.skills, args.out)
     print(rep["report"].read_text())
     print(f"[dynamics] wrote {rep['png']} and {rep['report']}")
+    return rep
+
+
+main = command(DynamicsCommand, run, prog="hnclip-dynamics", doc=__doc__, check=check)
 
 
 if __name__ == "__main__":

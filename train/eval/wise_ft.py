@@ -2,20 +2,26 @@
 evaluated over a sweep of alpha, so a user can pick the trade-off between fine-grained and
 zero-shot scores.
 
-    python -m train.wise_ft outputs/default --alphas 0 0.25 0.5 0.75 1
-    python -m train.wise_ft outputs/paper --initial-model ViT-B-32-quickgelu --initial-pretrained openai
+    python -m train.wise_ft finetuned=outputs/default alphas=[0,0.25,0.5,0.75,1]
+    python -m train.wise_ft finetuned=outputs/paper initial_model=ViT-B-32-quickgelu initial_pretrained=openai
 
 The initial weights default to the run's own start (its pretrained weights, or the seeded random
-init). Writes <out>/wise_ft.{json,md,png} (default out: RUN/wise_ft)."""
-import argparse
+init). Benchmarks and their options come from an eval config (conf/eval/<eval>.yaml, default
+`default`); `suites.<name>.<key>=...`, `batch_size=` and `spec_root=` override it, as for
+train.evaluate. Writes <out>/wise_ft.{json,md,png} (default out: RUN/wise_ft); the directory is
+made before any evaluation."""
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 import torch
 
+from hn_data.cli import REQUIRED, ConfigError, command, setting
+
 from .contract import is_count
-from .evaluate import evaluate
-from .load import eval_config, initial_of, load
+from .evaluate import EvalConfigKeys, command_eval_config, evaluate
+from .load import initial_of, load
 
 
 def interpolate(initial: dict, finetuned: dict, alpha: float) -> dict:
@@ -52,42 +58,69 @@ def plot(sweep, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("finetuned", help="run dir, export dir or trainer checkpoint")
-    ap.add_argument("--initial", default=None,
-                    help="checkpoint of the initial weights (default: the run's start)")
-    ap.add_argument("--initial-model", default=None)
-    ap.add_argument("--initial-pretrained", default=None)
-    ap.add_argument("--alphas", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
-    ap.add_argument("--eval", default="default")
-    ap.add_argument("--benchmarks", nargs="*", default=None)
-    ap.add_argument("--data-root", default="data/default")
-    ap.add_argument("--out", default=None)
-    ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
-    if any(not 0.0 <= a <= 1.0 for a in args.alphas):
-        raise SystemExit("wise_ft: every alpha must be in [0, 1]")
+@dataclass
+class WiseFtCommand(EvalConfigKeys):
+    finetuned: str = setting(REQUIRED, "the fine-tuned model: run dir, export dir or trainer checkpoint")
+    initial: Optional[str] = setting(None, "checkpoint of the initial weights (default: the run's start)")
+    initial_model: Optional[str] = setting(None, "or the initial weights as an open_clip model name "
+                                           "(with initial_pretrained)")
+    initial_pretrained: Optional[str] = setting(None, "open_clip tag or weights file of initial_model")
+    alphas: List[float] = setting([0.0, 0.25, 0.5, 0.75, 1.0], "the mixing weights, each in [0, 1] "
+                                  "(0 = initial, 1 = fine-tuned)")
+    out: Optional[str] = setting(None, "output dir (default: <finetuned dir>/wise_ft)")
 
+
+def check(args: WiseFtCommand):
+    if not args.alphas:
+        raise ConfigError("alphas=[]: give at least one alpha, e.g. alphas=[0,0.5,1]")
+    bad = [a for a in args.alphas if not 0.0 <= a <= 1.0]
+    if bad:
+        raise ConfigError(f"invalid value alphas={args.alphas}: every alpha must be in [0, 1] (not {bad})")
+    if args.initial and args.initial_model:
+        raise ConfigError("initial and initial_model: give one of them")
+    if args.initial_pretrained and not args.initial_model:
+        raise ConfigError("initial_pretrained needs initial_model (the model the weights are for)")
+
+
+def run_of(finetuned: str) -> Path:
+    """The run directory holding (or being) the fine-tuned weights: the nearest config.yaml up."""
+    path = Path(finetuned)
+    for run in (path, *path.parents):
+        if (run / "config.yaml").is_file():
+            return run
+    raise ConfigError(f"finetuned={finetuned}: no run config.yaml in it or above it, so the initial weights "
+                      "are unknown; give initial=... or initial_model=...")
+
+
+def output_dir(args: WiseFtCommand) -> Path:
+    if args.out:
+        return Path(args.out)
+    path = Path(args.finetuned)
+    if path.is_file():  # a trainer.pt: beside it
+        path = path.parent
+    return path / "wise_ft"
+
+
+def run(args: WiseFtCommand):
+    check(args)
+    given_initial = bool(args.initial or args.initial_model)
+    start = None if given_initial else run_of(args.finetuned)
+    cfg = command_eval_config(args)
+    benchmarks = args.benchmarks or list(cfg.benchmarks)
+    out = output_dir(args)
+    out.mkdir(parents=True, exist_ok=True)
     ft, pre, tok, ft_desc = load(args.finetuned)
-    if args.initial or args.initial_model:
+    if given_initial:
         init, _, _, init_desc = load(args.initial, args.initial_model, args.initial_pretrained)
     else:
-        run = Path(args.finetuned)
-        if not (run / "config.yaml").is_file():
-            run = next(p for p in run.parents if (p / "config.yaml").is_file())
-        init, _, _, init_desc = initial_of(run)
+        init, _, _, init_desc = initial_of(start)
     theta0, theta1 = init.state_dict(), {k: v.clone() for k, v in ft.state_dict().items()}
-    cfg = eval_config(args.eval, args.overrides)
-    benchmarks = args.benchmarks or list(cfg.benchmarks)
     sweep = {}
     for a in sorted(args.alphas):
         ft.load_state_dict(interpolate(theta0, theta1, a))
         sweep[a] = evaluate(ft, pre, tok, cfg, benchmarks, args.data_root)
         print(f"[wise_ft] alpha={a:.2f} " + " ".join(f"{k}={v:.1f}" for k, v in sweep[a].items()
                                                       if not is_count(k) and "mean" in k), flush=True)
-    out = Path(args.out or Path(args.finetuned) / "wise_ft")
-    out.mkdir(parents=True, exist_ok=True)
     (out / "wise_ft.json").write_text(json.dumps({"finetuned": ft_desc, "initial": init_desc,
                                                   "sweep": {str(a): r for a, r in sweep.items()}}, indent=2))
     keys = [k for k in sweep[min(sweep)] if not is_count(k)]
@@ -99,6 +132,10 @@ def main(argv=None):
     plot(sweep, out / "wise_ft.png")
     print("\n".join(lines))
     print(f"[wise_ft] wrote {out}/wise_ft.{{json,md,png}}")
+    return sweep
+
+
+main = command(WiseFtCommand, run, prog="hnclip-wise-ft", doc=__doc__, check=check)
 
 
 if __name__ == "__main__":
