@@ -1,0 +1,150 @@
+"""The three papers' questions on the reproduction's models, in one command:
+
+    python -m train.repro.science --repro outputs/repro_mini [--jobs 2]
+
+reads the runs of `launch/repro_mini.sh` (run with KEEP_CHECKPOINTS, so pre-training and the
+first seed's fine-tunings kept their checkpoints, and with the per-set scores it writes) and
+  1. skill dynamics: every kept checkpoint of pre-training and of each fine-tuning scored on the
+     held-out SPEC sets (the first --limit sets of each subset), object zero-shot and in-set
+     accuracy; trends, fluctuations and Kendall tau between skills (train/repro/skill_dynamics.py);
+  2. probes: frozen-feature probes at every image-tower layer of the base and the three
+     fine-tuned models, and the jointly trained control, over --probe-seeds (train/repro/probes.py);
+  3. the zero-shot trade-off: WiSE-FT between the base and each fine-tuned model at
+     alpha = 0, 0.1, ..., 1 (train/repro/tradeoff.py);
+  4. the claims' margins over all fine-tuning seeds, paired on the held-out sets (train/repro/margins.py);
+and writes <out>/science.json (every number), science.md and its figures (train/repro/science_report.py).
+Each evaluation or probe run writes its own file first; a rerun skips what exists."""
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+# train.repro.evaluate registers hnclip-repro, in every worker too
+from . import margins, points, probes, science_report, skill_dynamics, tradeoff
+
+VARIANTS = ("hn", "clip", "both")
+STAGES = ("dynamics", "probes", "wise", "margins")
+
+
+def layout(repro, seed):
+    """The reproduction's run directories and weights."""
+    repro = Path(repro)
+    runs = {"pretrain": repro / "pretrain"}
+    for v in VARIANTS:
+        runs[v] = repro / (v if seed == 0 else f"{v}_s{seed}")
+    final = {k: d / "final" / "open_clip_pytorch_model.bin" for k, d in runs.items()}
+    for f in final.values():
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} not found: run launch/repro_mini.sh {repro} first "
+                                    f"(with KEEP_CHECKPOINTS > 0 and seed {seed} in SEEDS)")
+    return runs, final
+
+
+def plan(args):
+    """Every unit of work: (function, argument, label)."""
+    runs, final = layout(args.repro, args.track_seed)
+    data, out = Path(args.repro) / "data", Path(args.out)
+    units = {"dynamics": [], "probes": [], "wise": []}
+    for name, run_dir in runs.items():
+        init = None if name == "pretrain" else final["pretrain"]
+        for p in skill_dynamics.points_of_run(run_dir, data, out / "points" / "dynamics" / name,
+                                              args.limit, init):
+            units["dynamics"].append((points.evaluate_point, p, f"dynamics {name} step {p['step']}"))
+    models = {"none": final["pretrain"], **{v: final[v] for v in VARIANTS}}
+    probe_units = [probes.unit("none", models["none"], s, out / "probes", out / "probe_data", True,
+                               args.probe_extra) for s in args.probe_seeds]
+    probe_units += [probes.unit(m, w, s, out / "probes", out / "probe_data", False, args.probe_extra)
+                    for m, w in models.items() for s in args.probe_seeds]
+    units["probes"] = [(probes.run_unit, u, f"probe {u['name']}") for u in probe_units]
+    for v in VARIANTS:
+        for p in tradeoff.points(v, final["pretrain"], final[v], data, out / "points" / "wise" / v,
+                                 args.limit, args.alphas):
+            units["wise"].append((points.evaluate_point, p, f"wise {v} alpha {p['alpha']}"))
+    return runs, units, probe_units
+
+
+def execute(work, jobs):
+    """Run the units, at most `jobs` processes (one thread each), in the given order."""
+    t0 = time.time()
+    if jobs <= 1:
+        for n, (fn, arg, label) in enumerate(work):
+            fn(arg)
+            print(f"[science] {n + 1}/{len(work)} {label} ({time.time() - t0:.0f} s)", flush=True)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(fn, arg): label for fn, arg, label in work}
+        for n, f in enumerate(as_completed(futures)):
+            if f.exception() is not None:   # stop at the first failure (finished units are kept)
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise RuntimeError(f"science: {futures[f]} failed") from f.exception()
+            print(f"[science] {n + 1}/{len(work)} {futures[f]} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def analyse(args, runs, units, probe_units):
+    out = {"settings": {"limit": args.limit, "probe_seeds": args.probe_seeds, "note": args.note,
+                        "alphas": args.alphas,
+                        "track_seed": args.track_seed, "repro": str(args.repro)}}
+    if "dynamics" in args.stages:
+        files = {}
+        for _, p, _ in units["dynamics"]:
+            files.setdefault(Path(p["out"]).parent.name, []).append(p["out"])
+        out["dynamics"] = {name: skill_dynamics.analyse_run(files[name], runs[name]) for name in runs}
+        for res in out["dynamics"].values():
+            res["summary"] = {w: skill_dynamics.summary(res["correlations"][w])
+                              for w in ("levels", "changes")}
+    if "probes" in args.stages:
+        summary = probes.summarise(probes.load_docs(probe_units))
+        out["probes"] = {"summary": summary,
+                         "vs_base": {m: probes.compare(summary, m) for m in VARIANTS},
+                         "joint_vs_frozen": probes.compare(summary, "none+joint", base="none")}
+    if "wise" in args.stages:
+        out["wise"] = {}
+        for v in VARIANTS:
+            docs = [points.read_point(p["out"]) for _, p, _ in units["wise"] if p["variant"] == v]
+            out["wise"][v] = tradeoff.analyse(docs)
+    if "margins" in args.stages:
+        out["margins"] = margins.claims(Path(args.repro) / "sets")
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repro", required=True, help="the reproduction's output folder")
+    ap.add_argument("--out", default=None, help="default: <repro>/science")
+    ap.add_argument("--jobs", type=int, default=2, help="processes side by side, one thread each")
+    ap.add_argument("--limit", type=int, default=100,
+                    help="held-out sets per subset for the repeated evaluations (dynamics, WiSE-FT)")
+    ap.add_argument("--alphas", type=float, nargs="+", default=tradeoff.ALPHAS,
+                    help="WiSE-FT mixing weights; must include 0 and 1")
+    ap.add_argument("--probe-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--probe-extra", nargs="*", default=[], help="probe config overrides (conf/probe.yaml)")
+    ap.add_argument("--track-seed", type=int, default=0,
+                    help="the fine-tuning seed whose checkpoints were kept")
+    ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    ap.add_argument("--note", default="", help="a line for the report (how it was made)")
+    args = ap.parse_args(argv)
+    if args.jobs < 1 or args.limit < 1:
+        ap.error("--jobs and --limit must be >= 1")
+    if not {0.0, 1.0} <= set(args.alphas) or any(not 0 <= a <= 1 for a in args.alphas):
+        ap.error("--alphas: values in [0, 1], including 0 and 1")
+    args.out = Path(args.out or Path(args.repro) / "science")
+    t0 = time.time()
+    runs, units, probe_units = plan(args)
+    # the costliest first, so the last minutes are not spent on one long unit alone
+    work = [u for s in ("probes", "dynamics", "wise") if s in args.stages for u in units[s]]
+    print(f"[science] {len(work)} units of work, {args.jobs} at a time", flush=True)
+    execute(work, args.jobs)
+    result = analyse(args, runs, units, probe_units)
+    result["settings"]["seconds"] = round(time.time() - t0)
+    result = json.loads(json.dumps(result))   # the report reads what the file holds (string keys)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "science.json").write_text(json.dumps(result, indent=1))
+    md = science_report.write(result, args.out, note=args.note)
+    print(f"[science] wrote {args.out / 'science.json'} and {md} ({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
