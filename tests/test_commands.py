@@ -98,7 +98,7 @@ def _scripts():
 
 
 # console scripts still on their own argument parser (not built with hn_data.cli.command)
-OWN_PARSER = {"hnclip-dynamics", "hnclip-wise-ft", "hnclip-probe-report"}
+OWN_PARSER = {"hnclip-probe-report"}
 # Hydra commands composed from conf/ (their --help prints the composed config)
 CONF_COMMANDS = {"hnclip-train": "optim:", "hnclip-probe": "features:"}
 
@@ -150,6 +150,20 @@ def test_a_text_value_with_braces_is_taken_literally(tmp_path):
     with pytest.raises(SystemExit) as e:  # a mapping is still no text
         toy_main([f"out={tmp_path}", "count={a:1}"])
     assert e.value.code == 2
+
+
+def test_a_text_value_with_parentheses_or_brackets_is_taken_literally(tmp_path):
+    out = tmp_path / "(a|b)[0-9]$"  # a regular expression's characters, not Hydra's grammar
+    assert toy_main([f"out={out}"]).out == str(out) and (out / "result.json").is_file()
+    assert toy_main([f"out={tmp_path}", "names=[(a|b)$,[xy]]"]).names == ["(a|b)$", "[xy]"]
+
+
+def test_a_bare_value_is_refused_naming_the_required_key(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        toy_main([str(tmp_path / "never"), "count=3"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"give out={tmp_path / 'never'}" in err, err
+    assert not (tmp_path / "never").exists()
 
 
 def test_demo_data_runs_as_a_user_would(tmp_path):

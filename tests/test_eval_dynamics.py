@@ -2,6 +2,9 @@
 reference table: synthetic histories and toy evaluators, no model."""
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +14,8 @@ from train.eval import build_one, dynamics
 from train.eval.contract import run_suite
 from train.eval.during_training import example_rows, run_due
 from train.eval.reference import markdown
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_history(run_dir, rows):
@@ -110,3 +115,37 @@ def test_final_summary_knows_no_benchmark_and_drops_counts(tmp_path):
     final, text = final_summary(evs, res)
     assert final["mean/i2t"] == 100.0 and "count/i2t" in final and not any("counts" in k for k in final)
     assert "| mean | 100.0 | 100.0 |" in text and "| winoground/group | 100.0 |" in text
+
+
+
+def test_dynamics_command_runs_as_a_user_would(tmp_path):
+    write_history(tmp_path, [(s, {"spec/count/i2t": 1.0 + s, "spec/count/t2i": 9.0 - s, "spec/mean/i2t": s})
+                             for s in (10, 20, 30)])
+    out = tmp_path / "report"
+    # a regular expression with parentheses and '$' is taken as text, not as Hydra grammar
+    r = subprocess.run([sys.executable, "-m", "train.dynamics", f"run_dir={tmp_path}", "skills=(count)/.*$",
+                        f"out={out}"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    taus = json.loads((out / "history.json").read_text())["kendall_tau"]
+    assert sorted(taus) == ["spec/count/i2t", "spec/count/t2i"]
+    assert taus["spec/count/i2t"]["spec/count/t2i"] == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["RUN"], ["'RUN' is not a key=value override", "give run_dir=RUN"]),
+    (["run_dir=RUN", "eval=demo"], ["eval: only with checkpoints=true"]),
+    (["run_dir=RUN", "suites.spec.root=x", "batch_size=4"], ["suites, batch_size: only with checkpoints"]),
+    (["run_dir=RUN", "skills=(count"], ["skills='(count'", "regular expression"]),
+    (["run_dir=RUN/nothing"], ["no such directory"]),
+    (["run_dir=RUN", "skils=mean"], ["unknown config key 'skils'", "skills"]),
+    (["run_dir=RUN", "--checkpoints"], ["'--checkpoints' is not an option", "checkpoints=VALUE"]),
+])
+def test_dynamics_refuses_bad_input_before_any_work(tmp_path, capsys, argv, words):
+    write_history(tmp_path, [(s, {"spec/mean/i2t": s}) for s in (10, 20)])
+    words = [w.replace("RUN", str(tmp_path)) for w in words]
+    with pytest.raises(SystemExit) as e:
+        dynamics.main([a.replace("RUN", str(tmp_path)) for a in argv] + [f"out={tmp_path / 'never'}"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("hnclip-dynamics: "), err
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "never").exists()
