@@ -113,8 +113,10 @@ def help_text(prog: str, doc: str, schema, run_dir: str, package: str = "") -> s
     lines += ["", f"Run directory: {where}; Hydra writes no .hydra/ or log file and keeps the working "
               "directory.", "Hydra's flags: --cfg job (print the composed config), --info, --hydra-help, "
               "-m (multirun). Bad keys or values: exit 2."]
-    # the template is an OmegaConf string: a literal '${' would be read as an interpolation
-    return "\n".join(lines).replace("${", "\\${")
+    # the template is a string.Template (a literal '$' is '$$', as in a regex's 'R@1$'; Hydra fills
+    # $APP_CONFIG_GROUPS) inside an OmegaConf string (a literal '${' would be an interpolation)
+    text = "\n".join(line if line == "$APP_CONFIG_GROUPS" else line.replace("$", "$$") for line in lines)
+    return text.replace("${", "\\${")
 
 
 def _yaml(value) -> str:

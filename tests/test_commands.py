@@ -93,6 +93,14 @@ def test_help_lists_every_key_with_its_type_default_and_meaning(capsys):
         assert line in text, text
 
 
+def test_help_shows_dollars_of_the_doc_literally(capsys):
+    doc = "Select with skills='mean|R@1$' (a regex), never ${interpolated}."
+    main = command(ToyCommand, _toy_run, prog="hnclip-toy-dollar", doc=doc, run_dir="${out}")
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and doc in capsys.readouterr().out
+
+
 def _scripts():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
 
