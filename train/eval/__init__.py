@@ -1,7 +1,7 @@
 """Evaluators (contract: contract.py). eval.benchmarks names the suites to run;
 eval.suites.<name> holds each one's options, `type` defaulting to the name. A type's keys are
 its evaluator's constructor parameters, read off the signature (`python -m train.evaluate
---list` prints them); every suite also takes every_steps (a multiple of eval.every_steps,
+list=true` prints them); every suite also takes every_steps (a multiple of eval.every_steps,
 because the trainer ticks at eval.every_steps), limit, tie_rule and allow_outside_root (base.py).
 Paths are relative to the working directory. The types are listed in docs/diagnosis.md."""
 import inspect
