@@ -57,13 +57,17 @@ def _type_name(hint) -> str:
 
 
 def schema_keys(node_type, prefix: str = "") -> list:
-    """Every dotted key a dataclass schema defines (nested dataclasses as key.field)."""
+    """Every dotted key a dataclass schema defines (nested dataclasses as key.field; the items of
+    a list of dataclasses as key.field too, standing for key.N.field)."""
     keys = []
     hints = typing.get_type_hints(node_type)
     for f in fields(node_type):
         keys.append(prefix + f.name)
-        if is_dataclass(hints[f.name]):
-            keys += schema_keys(hints[f.name], f"{prefix}{f.name}.")
+        hint, items = hints[f.name], typing.get_args(hints[f.name])
+        if typing.get_origin(hint) is list and items and is_dataclass(items[0]):
+            hint = items[0]
+        if is_dataclass(hint):
+            keys += schema_keys(hint, f"{prefix}{f.name}.")
     return keys
 
 
@@ -214,31 +218,49 @@ def quote_text_values(overrides: list, schema) -> list:
     return done
 
 
-def _check_overrides(prog: str, overrides: list, schema, package: str = ""):
-    """Unknown keys, with or without '+', fail before composition, naming the nearest valid ones
-    (Hydra's own message would only say 'Could not override')."""
+def unknown_key_message(name: str, valid: list, prefix: str = "") -> str:
+    """The one wording of an unknown key, naming the nearest valid ones (list indices, which have
+    no keys of their own, left out of the look-up)."""
+    generic = ".".join(p for p in name.split(".") if not p.isdigit())
+    return (f"unknown config key '{prefix}{name}' (with or without '+', only schema keys exist); "
+            f"nearest valid keys: {nearest(generic, valid, prefix)}")
+
+
+def check_override_keys(overrides: list, valid: list, is_valid: Callable[[str], bool], package: str = ""):
+    """Raise ConfigError for the first override whose key is unknown, with or without '+'
+    (Hydra's own message would only say 'Could not override', and Hydra exits 1). `valid`: the
+    keys the nearest are drawn from; `is_valid(key)` decides (free-form mappings, list indices,
+    config groups). Hydra's own keys (hydra.*, hydra/<group>) always pass; with a `package`, only
+    keys under it are checked."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-    for arg in overrides:
-        if "=" not in arg and not arg.startswith("~"):  # a positional argument of the old style
-            required = [f.name for f in fields(schema) if f.default == REQUIRED]
-            hint = " or ".join(f"{package}{k}={arg}" for k in required) or f"KEY={arg}"
-            _fail(prog, f"'{arg}' is not a key=value override: give {hint} (--help lists the keys)")
     try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as e:
-        _fail(prog, f"cannot read the overrides: {e}")
-    valid = schema_keys(schema)
+        raise ConfigError(f"cannot read the overrides: {e}") from None
     for o in parsed:
         name = o.key_or_group
         if package:  # on top of a conf/ config: that config's own schema checks the other keys
             if not name.startswith(package):
                 continue
             name = name[len(package):]
-        if name.startswith("hydra.") or name == "hydra" or name in valid or _free_form(schema, name):
+        if name == "hydra" or name.startswith(("hydra.", "hydra/")) or is_valid(name):
             continue
-        _fail(prog, f"unknown config key '{package}{name}' (with or without '+', only schema keys "
-              f"exist); nearest valid keys: {nearest(name, valid, package)}")
+        raise ConfigError(unknown_key_message(name, valid, package))
+
+
+def _check_overrides(prog: str, overrides: list, schema, package: str = ""):
+    """Unknown keys, with or without '+', fail before composition, naming the nearest valid ones."""
+    for arg in overrides:
+        if "=" not in arg and not arg.startswith("~"):  # a positional argument of the old style
+            required = [f.name for f in fields(schema) if f.default == REQUIRED]
+            hint = " or ".join(f"{package}{k}={arg}" for k in required) or f"KEY={arg}"
+            _fail(prog, f"'{arg}' is not a key=value override: give {hint} (--help lists the keys)")
+    valid = schema_keys(schema)
+    try:
+        check_override_keys(overrides, valid, lambda name: name in valid or _free_form(schema, name), package)
+    except ConfigError as e:
+        _fail(prog, str(e))
 
 
 def _message(e: BaseException) -> str:

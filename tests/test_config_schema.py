@@ -41,6 +41,32 @@ def test_plus_typo_exits_2_from_the_command_line(tmp_path):
     assert "optim.setps" in r.stderr and "optim.steps" in r.stderr
 
 
+@pytest.mark.parametrize("argv, named, nearest", [
+    (["optim.setps=5"], "optim.setps", "optim.steps"),                 # no '+': Hydra would exit 1
+    (["-m", "optim.setps=5,6"], "optim.setps", "optim.steps"),         # a multirun sweep
+    (["--cfg", "job", "expriment=paper"], "expriment", "experiment"),  # a config group, printing only
+    (["data.pairs.0.wieght=2"], "data.pairs.0.wieght", "data.pairs.weight"),
+])
+def test_a_misspelled_key_exits_2_naming_the_nearest_before_hydra(tmp_path, argv, named, nearest):
+    r = subprocess.run([sys.executable, "train/main.py", *argv, f"run_dir={tmp_path}/run"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"hnclip: unknown config key '{named}'" in r.stderr
+    assert nearest in r.stderr.split("nearest valid keys:")[1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_command_line_key_check_passes_every_kind_of_valid_key():
+    from train.config import check_override_keys
+    check_override_keys(["optim.lr=1e-3", "data.pairs.0.weight=2", "+eval.suites.spec.anything=1",
+                         "experiment=paper", "+debug=one_step", "model=tiny", "hydra.run.dir=x",
+                         "hydra/job_logging=none", "~model.pretrained", "model.lora.layers=[0,1]",
+                         "optim.lr=1e-3,1e-4"])
+    for bad in ("optim.lrr=1", "+data.pairs.x.weight=1", "seed.value=1", "model.lora.rnk=2"):
+        with pytest.raises(ConfigError, match="unknown config key"):
+            check_override_keys([bad])
+
+
 @pytest.mark.parametrize("override, key", [
     ("optim.lr=-1e-3", "optim.lr"), ("optim.lr=0", "optim.lr"), ("loss.hn_weight=-1", "loss.hn_weight"),
     ("optim.warmup_steps=-5", "optim.warmup_steps"), ("loss.clip_weight=-0.5", "loss.clip_weight"),

@@ -88,3 +88,27 @@ def test_probe_command_end_to_end(micro, tmp_path):
     assert all(0.0 <= r["test"] <= 1.0 for r in doc["results"])
     text = (tmp_path / "run" / "report.md").read_text()
     assert "Table 1 shape" in text and "Kendall" in text and (tmp_path / "run" / "probe_layers.png").is_file()
+
+
+@pytest.mark.parametrize("argv, named, nearest", [
+    (["features.layr=3"], "features.layr", "features.layer"),  # no '+': Hydra would exit 1
+    (["+seeed=1"], "seeed", "seed"),                            # '+': a key nothing would read
+    (["-m", "seeed=1,2"], "seeed", "seed"),
+])
+def test_probe_misspelled_key_exits_2_naming_the_nearest(tmp_path, argv, named, nearest):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "train.probe.main", *argv, f"out_dir={tmp_path}/run"],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"hnclip-probe: unknown config key '{named}'" in r.stderr
+    assert nearest in r.stderr.split("nearest valid keys:")[1]
+    assert not (tmp_path / "run").exists()
+
+
+def test_probe_key_check_passes_the_config_keys():
+    from train.probe.main import check_command_line
+    check_command_line(["features.layer=3", "tasks.0=vsr", "data.vsr.train=x", "hydra.run.dir=y",
+                        "model.name=ViT-B-32", "--cfg", "job"])

@@ -2,14 +2,16 @@
 defaults; the YAML group files in conf/ repeat the defaults so a reader sees them, and a test
 keeps the two equal. A misspelled key (with or without Hydra's '+'), a wrong type or an
 out-of-range value stops the run before any work, naming the key."""
-import difflib
 import os
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, is_dataclass
 from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from hn_data import cli
+from hn_data.cli import schema_keys, unknown_key_message
 
 
 @dataclass
@@ -178,21 +180,6 @@ LOWER_BOUNDS = {
 UPPER_BOUNDS = {"optim.beta1": 1, "optim.beta2": 1}  # exclusive: Adam's betas are < 1
 
 
-def _schema_keys(node_type, prefix=""):
-    """Every dotted key the schema defines below a dataclass type (list items as key.N.field)."""
-    keys = []
-    hints = typing.get_type_hints(node_type)
-    for f in fields(node_type):
-        name = f"{prefix}{f.name}"
-        keys.append(name)
-        hint = hints[f.name]
-        if typing.get_origin(hint) is list and is_dataclass(typing.get_args(hint)[0]):
-            hint = typing.get_args(hint)[0]  # list items: data.pairs.weight stands for data.pairs.N.weight
-        if is_dataclass(hint):
-            keys += _schema_keys(hint, name + ".")
-    return keys
-
-
 def _unknown_keys(node, node_type, prefix=""):
     """Keys in a config that the schema does not define. Free-form dicts (typed Dict/Any) are
     left alone; list items typed as a dataclass are checked against it."""
@@ -215,21 +202,53 @@ def _unknown_keys(node, node_type, prefix=""):
     return bad
 
 
-def _nearest(key):
-    valid = _schema_keys(Config)
-    group = key.rpartition(".")[0]
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
-    if not close:  # e.g. a key invented whole: list its group instead
-        close = [k for k in valid if k.rpartition(".")[0] == group][:8]
-    return ", ".join(close) or "(none)"
-
-
 def _check_closed(cfg):
+    valid = schema_keys(Config)
     for key in _unknown_keys(cfg, Config):
-        # list items have no schema keys of their own index: name the field part
-        generic = ".".join(p for p in key.split(".") if not p.isdigit())
-        raise ConfigError(f"unknown config key '{key}' (with or without '+', only schema keys exist); "
-                          f"nearest valid keys: {_nearest(generic)}")
+        raise ConfigError(unknown_key_message(key, valid))
+
+
+def _defined(dotted: str) -> bool:
+    """Whether a command-line key names a schema key: a field, a list item by its index
+    (data.pairs.0.weight), or anything below a free-form mapping (eval.suites.spec.root)."""
+    hint = Config
+    for part in dotted.split("."):
+        if typing.get_origin(hint) is typing.Union:  # Optional[X]
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if hint is Any or hint is dict or typing.get_origin(hint) is dict:
+            return True
+        if typing.get_origin(hint) is list:
+            if not part.isdigit():
+                return False
+            hint = (typing.get_args(hint) or (Any,))[0]
+            continue
+        if not is_dataclass(hint):
+            return False
+        hints = typing.get_type_hints(hint)
+        if part not in hints:
+            return False
+        hint = hints[part]
+    return True
+
+
+def config_groups() -> list:
+    """The config groups of conf/ (model, data, experiment, debug, ..., hydra/job_logging)."""
+    from pathlib import Path
+    root = Path(conf_dir())
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_dir() and p.name != "__pycache__")
+
+
+def check_override_keys(overrides) -> None:
+    """Every key a command line names exists (a schema key or a config group), before Hydra
+    composes: a misspelled one, with or without '+', raises ConfigError naming the nearest valid
+    keys, as validate() does for a key that reaches the composed config."""
+    groups = config_groups()
+    try:
+        cli.check_override_keys(overrides, list(dict.fromkeys(schema_keys(Config) + groups)),
+                                lambda key: key in groups or _defined(key))
+    except cli.ConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _check_ranges(merged):

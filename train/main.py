@@ -10,7 +10,14 @@ from omegaconf import DictConfig
 if __package__ in (None, ""):  # run as a file (accelerate launch train/main.py): find the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from train.config import ConfigError, apply_global_batch, conf_dir, validate, world_size_from_env  # noqa: E402
+from train.config import (  # noqa: E402
+    ConfigError,
+    apply_global_batch,
+    check_override_keys,
+    conf_dir,
+    validate,
+    world_size_from_env,
+)
 
 CONFIG_ERROR_EXIT_CODE = 2
 REQUEUE_EXIT_CODE = 3
@@ -22,8 +29,27 @@ def _fail(e):
     sys.exit(CONFIG_ERROR_EXIT_CODE)
 
 
+def check_command_line(argv) -> None:
+    """A misspelled key exits 2 naming the nearest valid keys, as the schema check does, rather
+    than 1 with Hydra's 'Could not override' at composition. With another config
+    (--config-name, --config-dir, --config-path) Hydra alone judges the keys."""
+    from hydra._internal.utils import get_args_parser
+    flags = get_args_parser().parse_args(argv)
+    if flags.config_name or flags.config_dir or flags.config_path or flags.shell_completion:
+        return
+    try:
+        check_override_keys(flags.overrides)
+    except ConfigError as e:
+        _fail(e)
+
+
+def main():
+    check_command_line(sys.argv[1:])
+    _hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="config")
-def main(cfg: DictConfig):
+def _hydra_main(cfg: DictConfig):
     try:
         cfg = apply_global_batch(validate(cfg), world_size_from_env())
     except ConfigError as e:

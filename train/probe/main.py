@@ -4,6 +4,7 @@ parse -> data -> backbone -> probe runs per task -> results.json + report.md (+ 
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -99,8 +100,55 @@ def probe(cfg: DictConfig):
     return doc
 
 
+def _keys(node, prefix=""):
+    keys = []
+    for key, value in node.items():
+        keys.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys += _keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def _defined(config: dict, dotted: str) -> bool:
+    """Whether a key names one of conf/probe.yaml's (a list item by its index)."""
+    node = config
+    for part in dotted.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit():
+            node = node[int(part)] if int(part) < len(node) else None
+        else:
+            return False
+    return True
+
+
+def check_command_line(argv) -> None:
+    """conf/probe.yaml's keys are the probe's schema: a key it does not have, with or without '+',
+    exits 2 naming the nearest valid keys (as hnclip-train does), rather than 1 with Hydra's 'Could
+    not override' (or, with '+', a key nothing reads). With another config (--config-name,
+    --config-dir, --config-path) Hydra alone judges the keys."""
+    from hydra._internal.utils import get_args_parser
+
+    from hn_data.cli import CONFIG_ERROR_EXIT_CODE, ConfigError, check_override_keys
+    flags = get_args_parser().parse_args(argv)
+    if flags.config_name or flags.config_dir or flags.config_path or flags.shell_completion:
+        return
+    config = OmegaConf.to_container(OmegaConf.load(Path(conf_dir()) / "probe.yaml"), resolve=False)
+    config.pop("hydra", None)
+    try:
+        check_override_keys(flags.overrides, _keys(config), lambda key: _defined(config, key))
+    except ConfigError as e:
+        print(f"hnclip-probe: {e}", file=sys.stderr)
+        sys.exit(CONFIG_ERROR_EXIT_CODE)
+
+
+def main():
+    check_command_line(sys.argv[1:])
+    _hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=conf_dir(), config_name="probe")  # conf/, checkout or wheel
-def main(cfg: DictConfig):
+def _hydra_main(cfg: DictConfig):
     probe(cfg)
 
 
