@@ -29,8 +29,9 @@ PAIRS_PER_STEP=${PAIRS_PER_STEP:-48}
 SET_ITEMS_PER_STEP=${SET_ITEMS_PER_STEP:-64}
 PRECISION=${PRECISION:-bf16}
 KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-0}
-# checkpoint overrides of a stage of S steps: N evenly spaced, all kept (nothing when N is 0)
-keep_every() { [ "$KEEP_CHECKPOINTS" -gt 0 ] && echo "checkpoint.every_steps=$(( $1 / KEEP_CHECKPOINTS )) checkpoint.keep_last=100000"; true; }
+# checkpoint overrides of a stage of S steps, as further quoted items of the stage's extra=[...]
+# list: N evenly spaced, all kept (nothing when N is 0)
+keep_every() { [ "$KEEP_CHECKPOINTS" -gt 0 ] && echo ",'checkpoint.every_steps=$(( $1 / KEEP_CHECKPOINTS ))','checkpoint.keep_last=100000'"; true; }
 # tiny models do not profit from a second thread while a data worker shares the two cores
 export OMP_NUM_THREADS=${THREADS:-1} WANDB_MODE=disabled PYTHONUNBUFFERED=1
 [ "${FRESH:-0}" = 1 ] && rm -rf "$OUT"
@@ -40,15 +41,15 @@ stamp() { echo "[repro_mini] $(( $(date +%s) - T0 )) s: $*"; }
 
 if [ ! -f "$OUT/data/.complete" ]; then
   stamp "generating data"
-  $PY -m train.repro.data --out "$OUT/data" --heldout-per-subset "${HELDOUT_PER_SUBSET:-200}"
+  $PY -m train.repro.data out="$OUT/data" heldout_per_subset="${HELDOUT_PER_SUBSET:-200}"
 fi
 
 BASE="$OUT/pretrain/final/open_clip_pytorch_model.bin"
 if [ ! -f "$BASE" ]; then
   stamp "pre-training ($PRETRAIN_STEPS steps)"
-  $PY -m train.repro.run pretrain --data "$OUT/data" --out "$OUT/pretrain" \
-    --steps "$PRETRAIN_STEPS" --lr "$PRETRAIN_LR" --warmup 50 --pairs "$PRETRAIN_PAIRS" \
-    --extra model.precision="$PRECISION" $(keep_every "$PRETRAIN_STEPS")
+  $PY -m train.repro.run stage=pretrain data="$OUT/data" out="$OUT/pretrain" \
+    steps="$PRETRAIN_STEPS" lr="$PRETRAIN_LR" warmup=50 pairs="$PRETRAIN_PAIRS" \
+    extra="['model.precision=$PRECISION'$(keep_every "$PRETRAIN_STEPS")]"
 fi
 
 # the three fine-tunings (times each seed in SEEDS) are independent: run them side by side,
@@ -64,10 +65,10 @@ for seed in $SEEDS; do
     keep=""; [ "$seed" = "${SEEDS%% *}" ] && keep=$(keep_every "$FINETUNE_STEPS")
     throttle
     stamp "fine-tuning '$v' seed $seed ($FINETUNE_STEPS steps), log $d.log"
-    $PY -m train.repro.run finetune --variant "$v" --init "$BASE" --data "$OUT/data" --out "$d" \
-      --steps "$FINETUNE_STEPS" --lr "$FINETUNE_LR" --warmup 30 --lam "$LAMBDA" --seed "$seed" \
-      --pairs "$PAIRS_PER_STEP" --set-items "$SET_ITEMS_PER_STEP" \
-      --extra model.precision="$PRECISION" $keep > "$d.log" 2>&1 &
+    $PY -m train.repro.run stage=finetune variant="$v" init="$BASE" data="$OUT/data" out="$d" \
+      steps="$FINETUNE_STEPS" lr="$FINETUNE_LR" warmup=30 lam="$LAMBDA" seed="$seed" \
+      pairs="$PAIRS_PER_STEP" set_items="$SET_ITEMS_PER_STEP" \
+      extra="['model.precision=$PRECISION'$keep]" > "$d.log" 2>&1 &
   done
 done
 wait
@@ -86,8 +87,8 @@ done; done
 rm -f "$OUT"/scores/*.json
 for j in "${jobs_list[@]}"; do
   throttle
-  $PY -m train.repro.evaluate --weights "${j#*:}" --data "$OUT/data" --out "$OUT/scores/${j%%:*}.json" \
-    --sets-out "$OUT/sets/${j%%:*}.json" &
+  $PY -m train.repro.evaluate weights="${j#*:}" data="$OUT/data" out="$OUT/scores/${j%%:*}.json" \
+    sets_out="$OUT/sets/${j%%:*}.json" &
 done
 wait
 for j in "${jobs_list[@]}"; do
@@ -96,5 +97,5 @@ done
 NOTE="Made by \`launch/repro_mini.sh\` (this invocation: $(( ($(date +%s) - T0) / 60 )) min): pre-training $PRETRAIN_STEPS steps \
 (lr $PRETRAIN_LR, $PRETRAIN_PAIRS pairs/step); each fine-tuning $FINETUNE_STEPS steps (lr $FINETUNE_LR, \
 $PAIRS_PER_STEP pairs + $SET_ITEMS_PER_STEP set items/step, lambda $LAMBDA), fine-tuning seeds: $SEEDS."
-$PY -m train.repro.report --scores "$OUT/scores" --out "$OUT/report" --note "$NOTE"
+$PY -m train.repro.report scores="$OUT/scores" out="$OUT/report" note="$NOTE"
 stamp "done: $OUT/report/repro_table.md, $OUT/report/repro_chart.png"

@@ -10,9 +10,8 @@ from train.repro import data, evaluate, report, run
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("repro")
-    data.main(["--out", str(root / "data"), "--pretrain-shards", "1", "--finetune-shards", "1",
-               "--pairs-per-shard", "24", "--set-shards", "2", "--sets-per-subset", "3",
-               "--heldout-per-subset", "2", "--zeroshot-per-class", "1"])
+    data.main([f"out={root / 'data'}", "pretrain_shards=1", "finetune_shards=1", "pairs_per_shard=24",
+               "set_shards=2", "sets_per_subset=3", "heldout_per_subset=2", "zeroshot_per_class=1"])
     return root
 
 
@@ -30,13 +29,13 @@ def test_data_layout_and_disjoint_splits(toy):
 
 def test_pretrain_finetune_evaluate_report(toy):
     d = str(toy / "data")
-    small = ["--steps", "2", "--warmup", "0", "--pairs", "8", "--extra", "data.workers=0",
-             "data.shuffle_buffer=8", "checkpoint.every_steps=0"]
-    run.main(["pretrain", "--data", d, "--out", str(toy / "pre"), *small])
+    small = ["steps=2", "warmup=0", "pairs=8",
+             "extra=['data.workers=0','data.shuffle_buffer=8','checkpoint.every_steps=0']"]
+    run.main(["stage=pretrain", f"data={d}", f"out={toy / 'pre'}", *small])
     base = toy / "pre" / "final" / "open_clip_pytorch_model.bin"
     assert base.is_file()
-    run.main(["finetune", "--variant", "hn", "--init", str(base), "--data", d, "--out", str(toy / "hn"),
-              "--set-items", "9", *small])
+    run.main(["stage=finetune", "variant=hn", f"init={base}", f"data={d}", f"out={toy / 'hn'}",
+              "set_items=9", *small])
     cfg = (toy / "hn" / "config.yaml").read_text()
     assert "clip_weight: 0" in cfg and "pretrained: " + str(base) in cfg
     rows = (toy / "hn" / "metrics.jsonl").read_text().splitlines()
@@ -46,10 +45,10 @@ def test_pretrain_finetune_evaluate_report(toy):
     assert last["loss/total"] == pytest.approx(last["loss/hn_i2t"] + last["loss/hn_t2i"], rel=1e-4)
     scores = toy / "scores"
     for v, w in (("none", base), ("hn", toy / "hn" / "final" / "open_clip_pytorch_model.bin")):
-        evaluate.main(["--weights", str(w), "--data", d, "--out", str(scores / f"{v}.json")])
+        evaluate.main([f"weights={w}", f"data={d}", f"out={scores / f'{v}.json'}"])
     for v in ("clip", "both"):   # stand-ins: the report only needs four score files
         (scores / f"{v}.json").write_text((scores / "none.json").read_text())
-    report.main(["--scores", str(scores), "--out", str(toy / "report")])
+    report.main([f"scores={scores}", f"out={toy / 'report'}"])
     md = (toy / "report" / "repro_table.md").read_text()
     s = json.loads((scores / "none.json").read_text())
     assert f"{s['mean/i2t']:.1f} ± {s['mean/i2t_se']:.1f}" in md
@@ -79,3 +78,36 @@ def test_report_averages_fine_tuning_seeds(tmp_path):
     write("clip", 20.0, 1.0)      # two layouts for one variant is ambiguous
     with pytest.raises(ValueError, match="clip.json"):
         report.load_scores(tmp_path)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["stage=train"], ["stage=train", "pretrain, finetune"]),
+    (["stage=finetune", "variant=hn"], ["stage=finetune needs variant=... and init=..."]),
+    (["stage=finetune", "variant=lhn", "init=W.bin"], ["variant=lhn", "both, clip, hn"]),
+    (["stage=pretrain", "extra=['data.workers=0','+data.pairs=[]']"],
+     ["'+data.pairs=[]'", "the stage sets data.pairs itself"]),
+    (["stage=pretrain", "extra=['data.sets=x']"], ["the stage sets data.sets itself"]),
+    (["pretrain"], ["not a key=value override", "stage=pretrain"]),
+    (["stage=pretrain", "--steps", "3"], ["'--steps' is not an option", "steps=VALUE"]),
+])
+def test_a_bad_stage_variant_or_extra_exits_2_before_any_work(tmp_path, capsys, argv, words):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as e:
+        run.main([*argv, f"data={tmp_path / 'no_data'}", f"out={out}"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and all(w in err for w in words), err
+    assert not out.exists()
+
+
+def test_data_and_evaluate_refuse_bad_keys_naming_them(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        data.main([f"out={tmp_path / 'd'}", "set_shards=0"])
+    assert e.value.code == 2 and "set_shards=0" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "summary.json").exists()
+    with pytest.raises(SystemExit) as e:
+        evaluate.main([f"weights={tmp_path / 'w.bin'}", f"data={tmp_path}", f"out={tmp_path / 's.json'}",
+                       "sets-out=x.json"])
+    assert e.value.code == 2 and "sets_out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        report.main([f"scores={tmp_path}"])
+    assert e.value.code == 2 and "out=" in capsys.readouterr().err

@@ -14,27 +14,33 @@ PROBE = ["data.generated.size=48", "data.generated.train=100", "data.generated.v
          "search.lrs_frozen=[1e-3]", "search.lrs_unfrozen=[1e-4]", "tasks=[rcm,vsr]"]
 
 
+def quoted(key, overrides):
+    """key=['a=1','b=[2,3]']: a list of overrides, each item quoted (an override's '=' and brackets
+    are Hydra's structure otherwise)."""
+    return f"{key}=[" + ",".join(f"'{o}'" for o in overrides) + "]"
+
+
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory):
     root = tmp_path_factory.mktemp("science")
-    data.main(["--out", str(root / "data"), "--pretrain-shards", "1", "--finetune-shards", "1",
-               "--pairs-per-shard", "24", "--set-shards", "2", "--sets-per-subset", "3",
-               "--heldout-per-subset", "3", "--zeroshot-per-class", "1"])
+    data.main([f"out={root / 'data'}", "pretrain_shards=1", "finetune_shards=1", "pairs_per_shard=24",
+               "set_shards=2", "sets_per_subset=3", "heldout_per_subset=3", "zeroshot_per_class=1"])
     d = str(root / "data")
-    small = ["--steps", "4", "--warmup", "0", "--pairs", "8", "--extra", "data.workers=0",
-             "data.shuffle_buffer=8", "logger.log_every=1"]
+    small = ["steps=4", "warmup=0", "pairs=8"]
+    extra = ["data.workers=0", "data.shuffle_buffer=8", "logger.log_every=1"]
     keep = ["checkpoint.every_steps=2", "checkpoint.keep_last=100000"]
-    run.main(["pretrain", "--data", d, "--out", str(root / "pretrain"), *small, *keep])
+    run.main(["stage=pretrain", f"data={d}", f"out={root / 'pretrain'}", *small,
+              quoted("extra", extra + keep)])
     base = root / "pretrain" / "final" / "open_clip_pytorch_model.bin"
     runs = {"none": base}
     for v, seed in (("hn", 0), ("clip", 0), ("clip", 1), ("both", 0)):
         out = root / (v if seed == 0 else f"{v}_s{seed}")
-        run.main(["finetune", "--variant", v, "--init", str(base), "--data", d, "--out", str(out),
-                  "--set-items", "9", "--seed", str(seed), *small, *(keep if seed == 0 else [])])
+        run.main(["stage=finetune", f"variant={v}", f"init={base}", f"data={d}", f"out={out}", "set_items=9",
+                  f"seed={seed}", *small, quoted("extra", extra + (keep if seed == 0 else []))])
         runs[f"{v}_s{seed}" if v == "clip" else v] = out / "final" / "open_clip_pytorch_model.bin"
     for name, w in runs.items():
-        evaluate.main(["--weights", str(w), "--data", d, "--out", str(root / "scores" / f"{name}.json"),
-                       "--sets-out", str(root / "sets" / f"{name}.json")])
+        evaluate.main([f"weights={w}", f"data={d}", f"out={root / 'scores' / f'{name}.json'}",
+                       f"sets_out={root / 'sets' / f'{name}.json'}"])
     science.main(["--repro", str(root), "--jobs", "2", "--limit", "2", "--alphas", "0", "0.5", "1",
                   "--probe-seeds", "0", "--probe-extra", *PROBE, "--note", "toy run"])
     return root

@@ -9,13 +9,16 @@
     zeroshot/              single-object images + labels.json for object-class zero-shot
 
 Every split draws backgrounds and object instances from its own disjoint seed range, so no
-held-out image, background or instance is ever seen in training."""
-import argparse
+held-out image, background or instance is ever seen in training.
+
+    python -m train.repro.data out=outputs/repro_mini/data heldout_per_subset=200"""
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hn_data.cli import REQUIRED, ConfigError, command, setting
 from hn_data.concepts import SUBSETS, build
 from hn_data.objects import CLASSES
 from hn_data.scenes import inside, names_caption, object_scene
@@ -89,19 +92,26 @@ def write_zeroshot(root: Path, per_class, size, seed):
     (root / "labels.json").write_text(json.dumps({"classes": NAMES, "items": labels}, indent=1))
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--pretrain-shards", type=int, default=8)
-    ap.add_argument("--finetune-shards", type=int, default=4)
-    ap.add_argument("--pairs-per-shard", type=int, default=2000)
-    ap.add_argument("--set-shards", type=int, default=8)
-    ap.add_argument("--sets-per-subset", type=int, default=400, help="training sets per subset")
-    ap.add_argument("--heldout-per-subset", type=int, default=100)
-    ap.add_argument("--zeroshot-per-class", type=int, default=40)
-    args = ap.parse_args(argv)
+@dataclass
+class DataCommand:
+    out: str = setting(REQUIRED, "output folder (pairs/, sets/, spec_heldout/, zeroshot/, summary.json)")
+    size: int = setting(64, "image side in pixels")
+    pretrain_shards: int = setting(8, "shards of pre-training pairs")
+    finetune_shards: int = setting(4, "shards of fine-tuning pairs")
+    pairs_per_shard: int = setting(2000, "pairs in each pair shard")
+    set_shards: int = setting(8, "shards of training candidate sets")
+    sets_per_subset: int = setting(400, "training sets per subset")
+    heldout_per_subset: int = setting(100, "held-out SPEC sets per subset")
+    zeroshot_per_class: int = setting(40, "zero-shot images per object class")
 
+
+def check(args: DataCommand):
+    for key in ("size", "pretrain_shards", "finetune_shards", "pairs_per_shard", "set_shards"):
+        if getattr(args, key) < 1:
+            raise ConfigError(f"invalid value {key}={getattr(args, key)}: must be >= 1")
+
+
+def run(args: DataCommand):
     out = Path(args.out)
     for d in ("pairs", "sets"):
         (out / d).mkdir(parents=True, exist_ok=True)
@@ -129,6 +139,10 @@ def main(argv=None):
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / ".complete").write_text("ok\n")
     print(json.dumps(summary))
+    return summary
+
+
+main = command(DataCommand, run, prog="hnclip-repro-data", doc=__doc__, run_dir="${out}", check=check)
 
 
 if __name__ == "__main__":

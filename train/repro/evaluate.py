@@ -4,16 +4,18 @@
     one set share keys and are not independent, so the set is the sampling unit);
   - object-class zero-shot: top-1 over the 14 class prompts "a photo of a <class>".
 
-    python -m train.repro.evaluate --weights W.bin --data D --out scores.json"""
-import argparse
+    python -m train.repro.evaluate weights=W.bin data=D out=scores.json [sets_out=sets.json]"""
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import open_clip
 import torch
 
+from hn_data.cli import REQUIRED, command, setting
 from train.eval.encode import encode_images, encode_texts
 from train.eval.spec import load_subset, strict_top1
 
@@ -104,14 +106,16 @@ def zeroshot_scores(model, preprocess, tokenizer, root, per_item_out=None):
             "zeroshot/n": len(hits), "zeroshot/chance": 100 / len(classes)}
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--sets-out", default=None,
-                    help="also write each set's (and zero-shot image's) score here, for paired tests")
-    args = ap.parse_args(argv)
+@dataclass
+class EvaluateCommand:
+    weights: str = setting(REQUIRED, "the model's weights (open_clip_pytorch_model.bin)")
+    data: str = setting(REQUIRED, "the data folder train.repro.data wrote (spec_heldout/, zeroshot/)")
+    out: str = setting(REQUIRED, "the scores' JSON file")
+    sets_out: Optional[str] = setting(None, "also write each set's (and zero-shot image's) score here, "
+                                      "for paired tests")
+
+
+def run(args: EvaluateCommand):
     torch.manual_seed(0)
     model, preprocess, tokenizer = load_model(args.weights)
     per_set = {}
@@ -124,6 +128,10 @@ def main(argv=None):
         Path(args.sets_out).write_text(json.dumps(per_set))
     print(f"[repro] {args.weights}: SPEC I2T {scores['mean/i2t']:.1f} T2I {scores['mean/t2i']:.1f} "
           f"zero-shot {scores['zeroshot/acc']:.1f}", flush=True)
+    return scores
+
+
+main = command(EvaluateCommand, run, prog="hnclip-repro-evaluate", doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
 """Assemble the scores of the four rows into Table-3-shaped markdown, a per-subset table, the
 claim checks and a bar chart.
 
-    python -m train.repro.report --scores DIR --out DIR
+    python -m train.repro.report scores=DIR out=DIR [note="..."]
 
 DIR holds <variant>.json, or <variant>_s<seed>.json for a variant fine-tuned with several seeds:
 those rows show the mean over seeds (claims are checked on it) and each seed's mean accuracy."""
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
+
+from hn_data.cli import REQUIRED, command, setting
 
 ROWS = [("none", "CLIP (pre-trained, no fine-tuning)", "", ""),
         ("hn", "+ L_hn", "", "✓"),
@@ -138,12 +140,14 @@ def chart(scores, path):
     fig.savefig(path, dpi=110)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scores", required=True, help="folder holding <variant>.json")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--note", default="", help="a line saying how the numbers were made")
-    args = ap.parse_args(argv)
+@dataclass
+class ReportCommand:
+    scores: str = setting(REQUIRED, "folder holding <variant>.json (or <variant>_s<seed>.json)")
+    out: str = setting(REQUIRED, "folder for repro_table.md and repro_chart.png")
+    note: str = setting("", "a line saying how the numbers were made")
+
+
+def run(args: ReportCommand):
     scores = load_scores(args.scores)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,10 @@ def main(argv=None):
           f"{table3(scores)}\n\n## Per subset\n\n{per_subset(scores)}\n\n## Claims\n\n{claims(scores)}\n")
     (out / "repro_table.md").write_text(md)
     print(md)
+    return md
+
+
+main = command(ReportCommand, run, prog="hnclip-repro-report", doc=__doc__, run_dir="${out}")
 
 
 if __name__ == "__main__":

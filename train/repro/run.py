@@ -1,18 +1,26 @@
 """Run one stage of the reproduction through the real trainer (train.api):
 
-    python -m train.repro.run pretrain --data D --out O [--steps N --lr LR ...]
-    python -m train.repro.run finetune --variant both --data D --out O [...]
+    python -m train.repro.run stage=pretrain data=D out=O [steps=N lr=LR ...]
+    python -m train.repro.run stage=finetune variant=both init=W.bin data=D out=O [...]
+    python -m train.repro.run stage=pretrain data=D out=O extra="['model.precision=bf16','data.workers=2']"
 
 A recipe over the trainer's public API: the config is composed by Hydra from conf/
 (experiment=repro_mini + this stage's overrides), the stage's shard lists are set as values,
 and train.api validates it with the trainer's schema, exactly as `train/main.py` would. This
-module only picks the settings."""
-import argparse
+module only picks the settings. `extra` holds more trainer overrides, each quoted as a list
+item (an override holds '=', which Hydra's list grammar reads as structure unless quoted); it
+may not set the shard lists the stage derives from `data`."""
+import json
 import os
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 import open_clip
+
+from hn_data.cli import REQUIRED, ConfigError, command, setting
 
 # register hnclip-repro before the trainer builds the model
 open_clip.add_model_config(Path(__file__).parent / "model_configs")
@@ -58,33 +66,71 @@ def stage_config(args, summary):
                        "data.sets": [{"urls": sets, "weight": 1.0}]}
 
 
-def main(argv=None):
-    import json
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["pretrain", "finetune"])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--out", required=True, help="run directory")
-    ap.add_argument("--variant", choices=sorted(VARIANTS))
-    ap.add_argument("--init", help="pre-trained weights (open_clip_pytorch_model.bin) for finetune")
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--warmup", type=int, default=50)
-    ap.add_argument("--pairs", type=int, default=128, help="pairs per step")
-    ap.add_argument("--set-items", type=int, default=48, help="candidate-set items per step")
-    ap.add_argument("--lam", type=float, default=1.0, help="lambda, the weight of L_hn")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--extra", nargs="*", default=[], help="more Hydra overrides")
-    args = ap.parse_args(argv)
+STAGES = ("pretrain", "finetune")
+# the keys a stage sets itself, from `data` (see stage_config)
+STAGE_VALUES = ("data.pairs", "data.sets")
+
+
+@dataclass
+class RunCommand:
+    stage: str = setting(REQUIRED, "pretrain or finetune")
+    data: str = setting(REQUIRED, "the data folder train.repro.data wrote")
+    out: str = setting(REQUIRED, "run directory")
+    variant: Optional[str] = setting(None, f"finetune: one of {', '.join(sorted(VARIANTS))}")
+    init: Optional[str] = setting(None, "finetune: pre-trained weights (open_clip_pytorch_model.bin)")
+    steps: int = setting(1000, "optimizer steps")
+    lr: float = setting(1e-3, "peak learning rate")
+    warmup: int = setting(50, "warm-up steps")
+    pairs: int = setting(128, "pairs per step")
+    set_items: int = setting(48, "candidate-set items per step")
+    lam: float = setting(1.0, "lambda, the weight of L_hn")
+    seed: int = setting(0, "random seed")
+    extra: List[str] = setting([], "more trainer overrides, each quoted: extra=['model.precision=bf16']")
+
+
+def stage_key(override: str) -> str:
+    return override.lstrip("+~").split("=")[0]
+
+
+def check(args: RunCommand):
+    if args.stage not in STAGES:
+        raise ConfigError(f"invalid value stage={args.stage}: choose one of {', '.join(STAGES)}")
+    if args.variant is not None and args.variant not in VARIANTS:
+        raise ConfigError(f"invalid value variant={args.variant}: choose one of "
+                          f"{', '.join(sorted(VARIANTS))}")
     if args.stage == "finetune" and not (args.variant and args.init):
-        ap.error("finetune needs --variant and --init")
+        raise ConfigError("stage=finetune needs variant=... and init=...")
+    for extra in args.extra:
+        if stage_key(extra) in STAGE_VALUES:
+            raise ConfigError(f"extra item '{extra}': the stage sets {stage_key(extra)} itself (from data=)")
+
+
+@contextmanager
+def outside_hydra():
+    """A command runs inside Hydra's app (hn_data.cli), while the trainer's and the probe's configs
+    are composed with Hydra's compose API, which refuses to start while an app holds Hydra's global
+    state: set that state aside for the block, and put it back after."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def run(args: RunCommand):
     summary = json.loads((Path(args.data) / "summary.json").read_text())
     overrides, values = stage_config(args, summary)
-    for extra in args.extra:
-        if extra.lstrip("+~").split("=")[0] in values:
-            ap.error(f"--extra {extra}: the stage sets {extra.split('=')[0]} itself (from --data)")
+    assert set(values) == set(STAGE_VALUES), "STAGE_VALUES must name the keys stage_config sets"
     from train import api
-    cfg = api.compose(["experiment=repro_mini", *overrides, *args.extra], values)
+    with outside_hydra():
+        cfg = api.compose(["experiment=repro_mini", *overrides, *args.extra], values)
     api.train(cfg)
+
+
+main = command(RunCommand, run, prog="hnclip-repro-run", doc=__doc__, check=check)
 
 
 if __name__ == "__main__":
