@@ -41,8 +41,8 @@ def repro(tmp_path_factory):
     for name, w in runs.items():
         evaluate.main([f"weights={w}", f"data={d}", f"out={root / 'scores' / f'{name}.json'}",
                        f"sets_out={root / 'sets' / f'{name}.json'}"])
-    science.main(["--repro", str(root), "--jobs", "2", "--limit", "2", "--alphas", "0", "0.5", "1",
-                  "--probe-seeds", "0", "--probe-extra", *PROBE, "--note", "toy run"])
+    science.main([f"repro={root}", "jobs=2", "limit=2", "alphas=[0,0.5,1]", "probe_seeds=[0]",
+                  quoted("probe_extra", PROBE), "note=toy run"])
     return root
 
 
@@ -106,14 +106,43 @@ def test_probes_and_control_and_report(repro):
 
 def test_rerun_skips_finished_work_and_report_rebuilds_elsewhere(repro, tmp_path):
     before = (repro / "science" / "points" / "wise" / "hn" / "alpha-0.50.json").stat().st_mtime_ns
-    science.main(["--repro", str(repro), "--jobs", "1", "--limit", "2", "--alphas", "0", "0.5", "1",
-                  "--probe-seeds", "0", "--probe-extra", *PROBE, "--stages", "wise"])
+    science.main([f"repro={repro}", "jobs=1", "limit=2", "alphas=[0,0.5,1]", "probe_seeds=[0]",
+                  quoted("probe_extra", PROBE), "stages=[wise]"])
     assert (repro / "science" / "points" / "wise" / "hn" / "alpha-0.50.json").stat().st_mtime_ns == before
-    science_report.main([str(repro / "science" / "science.json"), "--out", str(tmp_path), "--img-dir", "img"])
+    science_report.main([f"science_json={repro / 'science' / 'science.json'}", f"out={tmp_path}",
+                         "img_dir=img"])
     assert "](img/science_wise.png)" in (tmp_path / "science.md").read_text()
     assert (tmp_path / "img" / "science_wise.png").is_file() and (tmp_path / "science.json").is_file()
 
 
 def test_missing_reproduction_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="launch/repro_mini.sh"):
-        science.main(["--repro", str(tmp_path)])
+        science.main([f"repro={tmp_path}"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["alphas=[0,0.5]"], ["alphas=[0.0, 0.5]", "including 0 and 1"]),
+    (["alphas=[0,1.5,1]"], ["in [0, 1]"]),
+    (["stages=[wise,plots]"], ["stages=", "dynamics, probes, wise, margins"]),
+    (["jobs=0"], ["jobs=0", ">= 1"]),
+    (["--probe-extra", "tasks=[rcm]"], ["'--probe-extra' is not an option", "probe_extra=VALUE"]),
+])
+def test_bad_science_keys_exit_2_before_any_work(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as e:
+        science.main([f"repro={tmp_path}", *argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and all(w in err for w in words), err
+    assert not (tmp_path / "science").exists()
+
+
+def test_probe_extra_items_arrive_verbatim(tmp_path, monkeypatch):
+    """Each quoted item of probe_extra reaches the probe's overrides as written (brackets too)."""
+    seen = {}
+
+    def planned_only(args):
+        seen["probe_extra"] = list(args.probe_extra)
+        raise FileNotFoundError("planned only")
+    monkeypatch.setattr(science, "plan", planned_only)
+    with pytest.raises(FileNotFoundError, match="planned only"):
+        science.main([f"repro={tmp_path}", quoted("probe_extra", PROBE)])
+    assert seen["probe_extra"] == PROBE

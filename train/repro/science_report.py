@@ -1,6 +1,15 @@
-"""science.md and its figures, from the numbers train.repro.science computed (science.json)."""
+"""science.md and its figures, from the numbers train.repro.science computed (science.json).
+
+    python -m train.repro.science_report science_json=outputs/repro_mini/science/science.json
+    python -m train.repro.science_report science_json=S.json out=docs img_dir=img
+
+With `out` elsewhere, science.json is copied beside the report."""
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
+
+from hn_data.cli import REQUIRED, command, setting
 
 from .report import ROWS, SUBSETS
 
@@ -295,22 +304,27 @@ def write(result, out_dir, note="", img_dir=""):
     return path
 
 
-def main(argv=None):
-    import argparse
-    ap = argparse.ArgumentParser(description="rebuild science.md (and its figures) from science.json; "
-                                 "with --out elsewhere, science.json is copied beside it")
-    ap.add_argument("science_json")
-    ap.add_argument("--out", default=None, help="default: the folder of science.json")
-    ap.add_argument("--img-dir", default="", help="figures' folder, relative to --out")
-    ap.add_argument("--note", default=None, help="default: the note the run wrote")
-    args = ap.parse_args(argv)
+@dataclass
+class ScienceReportCommand:
+    science_json: str = setting(REQUIRED, "the science.json train.repro.science wrote")
+    out: Optional[str] = setting(None, "default: the folder of science.json")
+    img_dir: str = setting("", "figures' folder, relative to out")
+    note: Optional[str] = setting(None, "default: the note the run wrote")
+
+
+def run(args: ScienceReportCommand):
     src = Path(args.science_json)
     result = json.loads(src.read_text())
     out = Path(args.out) if args.out else src.parent
     out.mkdir(parents=True, exist_ok=True)
     if (out / "science.json").resolve() != src.resolve():
         (out / "science.json").write_text(src.read_text())
-    print(write(result, out, note=args.note or result["settings"].get("note", ""), img_dir=args.img_dir))
+    md = write(result, out, note=args.note or result["settings"].get("note", ""), img_dir=args.img_dir)
+    print(md)
+    return md
+
+
+main = command(ScienceReportCommand, run, prog="hnclip-repro-science-report", doc=__doc__)
 
 
 if __name__ == "__main__":
