@@ -60,8 +60,9 @@ def plan(args):
                                               args.limit, init):
             units["dynamics"].append((points.evaluate_point, p, f"dynamics {name} step {p['step']}"))
     models = {"none": final["pretrain"], **{v: final[v] for v in VARIANTS}}
+    joint = args.probe_seeds[:1] if args.joint_seeds is None else args.joint_seeds
     probe_units = [probes.unit("none", models["none"], s, out / "probes", out / "probe_data", True,
-                               args.probe_extra) for s in args.probe_seeds]
+                               args.probe_extra) for s in joint]
     probe_units += [probes.unit(m, w, s, out / "probes", out / "probe_data", False, args.probe_extra)
                     for m, w in models.items() for s in args.probe_seeds]
     units["probes"] = [(probes.run_unit, u, f"probe {u['name']}") for u in probe_units]
@@ -98,6 +99,7 @@ def execute(work, jobs):
 
 def analyse(args, runs, units, probe_units):
     out = {"settings": {"limit": args.limit, "probe_seeds": args.probe_seeds, "note": args.note,
+                        "joint_seeds": args.probe_seeds[:1] if args.joint_seeds is None else args.joint_seeds,
                         "alphas": args.alphas,
                         "track_seed": args.track_seed, "repro": str(args.repro)}}
     if "dynamics" in args.stages:
@@ -131,6 +133,9 @@ class ScienceCommand:
     limit: int = setting(100, "held-out sets per subset for the repeated evaluations (dynamics, WiSE-FT)")
     alphas: List[float] = setting(list(tradeoff.ALPHAS), "WiSE-FT mixing weights; must include 0 and 1")
     probe_seeds: List[int] = setting([0, 1], "probe seeds")
+    # the joint control trains the tower itself: it costs several times the frozen probes
+    joint_seeds: Optional[List[int]] = setting(None, "seeds of the jointly trained control "
+                                               "(default: the first probe seed; [] for none)")
     probe_extra: List[str] = setting([], "probe config overrides (conf/probe.yaml), each quoted: "
                                      "probe_extra=['tasks=[rcm,vsr]']")
     track_seed: int = setting(0, "the fine-tuning seed whose checkpoints were kept")

@@ -286,7 +286,9 @@ def write(result, out_dir, note="", img_dir=""):
              (f" Science stages: {s['seconds'] / 60:.0f} min." if "seconds" in s else ""), "",
              f"Every number below is in `science.json` beside this file. Repeated evaluations "
              f"(dynamics, WiSE-FT) use the first {s['limit']} held-out sets of each SPEC subset; "
-             f"probes use seeds {', '.join(map(str, s['probe_seeds']))}.", ""]
+             f"probes use seeds {', '.join(map(str, s['probe_seeds']))}"
+             + (f", the jointly trained control seed {', '.join(map(str, s['joint_seeds']))}"
+                if s.get("joint_seeds") else "") + ".", ""]
     if "dynamics" in result:
         plot_dynamics(result["dynamics"], img / "science_dynamics.png")
         plot_tau(result["dynamics"], img / "science_tau.png")
