@@ -8,7 +8,7 @@
 #
 #   launch/science_mini.sh [OUT]         (default OUT=outputs/repro_mini)
 #
-# Knobs (environment): those of launch/repro_mini.sh (SEEDS defaults to "0 1 2" here,
+# Knobs (environment): those of launch/repro_mini.sh (SEEDS "0 1" as there,
 # KEEP_CHECKPOINTS to 10), JOBS (2: science processes side by side), LIMIT (100: held-out sets
 # per subset in the repeated evaluations), PROBE_SEEDS ("0 1"), SCIENCE_ARGS (more key=value
 # overrides of train.repro.science, e.g. "probe_extra=['tasks=[rcm,vsr]']": each probe override
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 OUT=${1:-outputs/repro_mini}
-export SEEDS=${SEEDS:-0 1 2} KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-10}
+export SEEDS=${SEEDS:-0 1} KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-10}
 export OMP_NUM_THREADS=${THREADS:-1} WANDB_MODE=disabled PYTHONUNBUFFERED=1
 T0=$(date +%s)
 launch/repro_mini.sh "$OUT"
