@@ -12,11 +12,11 @@ GAIN = 20.0  # points: "beats the base by >= 20 points"
 
 
 def load_sets(folder):
-    """{variant: [per-seed per-set dicts]} and the base's, from the --sets-out files."""
+    """{variant: [per-seed per-set dicts]} and the base's, from the sets_out= files."""
     folder = Path(folder)
     base = folder / "none.json"
     if not base.is_file():
-        raise FileNotFoundError(f"{base} not found: run the reproduction's evaluation with --sets-out")
+        raise FileNotFoundError(f"{base} not found: run the reproduction's evaluation with sets_out=")
     rows = {}
     for v in ("hn", "clip", "both"):
         files = sorted(folder.glob(f"{v}_s*.json"), key=seed_of) or sorted(folder.glob(f"{v}.json"))
