@@ -36,28 +36,31 @@ def _plt():
     return plt
 
 
+def panels(plt, dyn, row_keys, size):
+    """A grid with one column per run and one row per key: (fig, axes, [(ax, name, run, key)])."""
+    names = list(dyn)
+    fig, axes = plt.subplots(len(row_keys), len(names), figsize=(size[0] * len(names), size[1]),
+                             squeeze=False)
+    return fig, axes, [(axes[r][c], name, dyn[name], key) for c, name in enumerate(names)
+                       for r, key in enumerate(row_keys)]
+
+
 def plot_dynamics(dyn, path):
     plt = _plt()
-    names = list(dyn)
-    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.4), squeeze=False)
-    for col, name in enumerate(names):
-        res = dyn[name]
-        steps = res["steps"]
-        for row, d in enumerate(("i2t", "t2i")):
-            ax = axes[row][col]
-            for s in SUBSETS:
-                ax.plot(steps, [res["history"][str(t)][f"{s}/{d}"] for t in steps], marker="o", ms=2.5,
-                        lw=1.2, label=s)
-            ax.plot(steps, [res["history"][str(t)]["zeroshot"] for t in steps], "k--", lw=1.5,
-                    label="zero-shot")
-            if "in_set" in res["skills"]:
-                ys = [res["history"][str(t)].get("in_set") for t in steps]
-                pts = [(t, y) for t, y in zip(steps, ys) if y is not None]
-                ax.plot([t for t, _ in pts], [y for _, y in pts], "k:", lw=1.5, label="in-set")
-            ax.set_title(f"{NAMES[name]}: SPEC {d.upper()}", fontsize=9)
-            ax.set_xlabel("step")
-            ax.set_ylim(0, 100)
-            ax.grid(alpha=0.3)
+    fig, axes, cells = panels(plt, dyn, ("i2t", "t2i"), (4.2, 6.4))
+    for ax, name, res, d in cells:
+        steps, hist = res["steps"], res["history"]
+        for s in SUBSETS:
+            ax.plot(steps, [hist[str(t)][f"{s}/{d}"] for t in steps], marker="o", ms=2.5, lw=1.2, label=s)
+        ax.plot(steps, [hist[str(t)]["zeroshot"] for t in steps], "k--", lw=1.5, label="zero-shot")
+        if "in_set" in res["skills"]:
+            pts = [(t, hist[str(t)].get("in_set")) for t in steps]
+            pts = [(t, y) for t, y in pts if y is not None]
+            ax.plot([t for t, _ in pts], [y for _, y in pts], "k:", lw=1.5, label="in-set")
+        ax.set_title(f"{NAMES[name]}: SPEC {d.upper()}", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -67,24 +70,19 @@ def plot_dynamics(dyn, path):
 def plot_tau(dyn, path):
     plt = _plt()
     import numpy as np
-    names = list(dyn)
-    fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 7), squeeze=False)
-    for col, name in enumerate(names):
-        res = dyn[name]
+    fig, axes, cells = panels(plt, dyn, ("levels", "changes"), (3.6, 7))
+    for ax, name, res, what in cells:
         skills = res["skills"]
-        for row, what in enumerate(("levels", "changes")):
-            m = np.full((len(skills), len(skills)), np.nan)
-            for r in res["correlations"][what]:
-                i, j = skills.index(r["a"]), skills.index(r["b"])
-                m[i, j] = m[j, i] = r["tau"]
-            np.fill_diagonal(m, 1.0)
-            ax = axes[row][col]
-            im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
-            ax.set_xticks(range(len(skills)), [s.replace("absolute", "abs").replace("relative", "rel")
-                                               for s in skills], rotation=90, fontsize=5)
-            ax.set_yticks(range(len(skills)), [s.replace("absolute", "abs").replace("relative", "rel")
-                                               for s in skills], fontsize=5)
-            ax.set_title(f"{NAMES[name]}: τ of {what}", fontsize=8)
+        m = np.full((len(skills), len(skills)), np.nan)
+        for r in res["correlations"][what]:
+            i, j = skills.index(r["a"]), skills.index(r["b"])
+            m[i, j] = m[j, i] = r["tau"]
+        np.fill_diagonal(m, 1.0)
+        im = ax.imshow(m, vmin=-1, vmax=1, cmap="RdBu_r")
+        short = [s.replace("absolute", "abs").replace("relative", "rel") for s in skills]
+        ax.set_xticks(range(len(skills)), short, rotation=90, fontsize=5)
+        ax.set_yticks(range(len(skills)), short, fontsize=5)
+        ax.set_title(f"{NAMES[name]}: τ of {what}", fontsize=8)
     fig.colorbar(im, ax=axes, shrink=0.5)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
