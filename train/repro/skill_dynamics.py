@@ -72,10 +72,6 @@ def skill_names(hist):
     return SPEC_SKILLS + ["zeroshot"] + (["in_set"] if "in_set" in first else [])
 
 
-def unit_key(skill):
-    return "zeroshot" if skill == "zeroshot" else skill
-
-
 def character(hist, sets, skill):
     """Trend over checkpoints (tau-b of the skill against the step, p) and its significant moves:
     consecutive checkpoints whose paired difference over the held-out sets exceeds 1.96 s.e."""
@@ -85,7 +81,7 @@ def character(hist, sets, skill):
     ups = downs = 0
     if skill != "in_set":
         for a, b in zip(steps, steps[1:]):
-            d, se = stats.paired(sets[b][unit_key(skill)], sets[a][unit_key(skill)])
+            d, se = stats.paired(sets[b][skill], sets[a][skill])   # per-set scores share the skill's name
             if se > 0 and abs(d) > stats.Z95 * se:
                 ups, downs = ups + (d > 0), downs + (d < 0)
     if p == p and p < 0.05:
