@@ -1,15 +1,17 @@
 """What the three converters into the candidate-set format share: a sink that writes sets
-into numbered shards, JSON readers that know each record's line number, and image loading
-that keeps the source bytes. Every error names the input file and line."""
+into numbered shards, JSON readers that know each record's line number, image loading
+that keeps the source bytes, and the command around a conversion. Every error names the input
+file and line."""
 import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 from PIL import Image
 
-from .cli import ConfigError, setting
+from .cli import ConfigError, command, setting
 from .set_format import TarWriter, validate_record, write_set_record
 
 KEEP_EXTS = {".jpg": "jpg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
@@ -31,6 +33,24 @@ class ConvertKeys:
 def check_convert_keys(keys: ConvertKeys):
     if keys.sets_per_shard < 1:
         raise ConfigError(f"invalid value sets_per_shard={keys.sets_per_shard}: must be >= 1")
+
+
+def converter_command(schema, convert: Callable, *, name: str, prog: str, doc: str,
+                      note: Optional[Callable] = None):
+    """-> main(argv=None) of a converter command whose keys are `schema` (a ConvertKeys) and
+    which writes one folder, `out`. convert(keys) converts and returns the manifest; a
+    ConvertError ends the command with its message (which names the file and line) behind
+    `name`, a finished conversion prints what it wrote, then note(manifest) when given."""
+    def run(keys):
+        try:
+            manifest = convert(keys)
+        except ConvertError as e:
+            raise SystemExit(f"{name}: {e}") from None
+        print(f"wrote {manifest['sets']} sets ({manifest['images']} images) in {len(manifest['shards'])} "
+              f"shards: {manifest['urls']}" + (note(manifest) if note else ""))
+        return manifest
+
+    return command(schema, run, prog=prog, doc=doc, run_dir="${out}", check=check_convert_keys)
 
 
 def at(path, line) -> str:

@@ -17,13 +17,12 @@ conversion with an error naming the file and line."""
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cli import command, setting
+from .cli import setting
 from .convert_common import (
-    ConvertError,
     ConvertKeys,
     ShardSink,
     at,
-    check_convert_keys,
+    converter_command,
     inside,
     jsonl_records,
     load_image,
@@ -68,17 +67,12 @@ class ConvertJsonlCommand(ConvertKeys):
     src: str = setting(help="a folder of *.jsonl files (or one .jsonl file)")
 
 
-def run(args: ConvertJsonlCommand):
-    try:
-        m = convert(args.src, args.out, args.sets_per_shard, args.check_images, args.allow_outside_root)
-    except ConvertError as e:
-        raise SystemExit(f"convert_jsonl: {e}") from None
-    print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")
-    return m
+def convert_keys(keys: ConvertJsonlCommand) -> dict:
+    return convert(keys.src, keys.out, keys.sets_per_shard, keys.check_images, keys.allow_outside_root)
 
 
-main = command(ConvertJsonlCommand, run, prog="hnclip-convert-jsonl", doc=__doc__, run_dir="${out}",
-               check=check_convert_keys)
+main = converter_command(ConvertJsonlCommand, convert_keys, name="convert_jsonl", prog="hnclip-convert-jsonl",
+                         doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .cli import command, setting
+from .cli import setting
 from .convert_common import (
     ConvertError,
     ConvertKeys,
     ShardSink,
     at,
-    check_convert_keys,
+    converter_command,
     inside,
     load_image,
     require,
@@ -137,19 +137,14 @@ class ConvertNegclipCommand(ConvertKeys):
     neg_captions: int = setting(0, "negative captions taken from each negative image's row")
 
 
-def run(args: ConvertNegclipCommand):
-    try:
-        m = convert(args.tsv, args.out, args.image_root, args.neg_images, args.neg_captions,
-                    args.sets_per_shard, args.check_images, args.allow_outside_root)
-    except ConvertError as e:
-        raise SystemExit(f"convert_negclip: {e}") from None
-    print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}; "
-          f"{m['rows_without_negatives']} rows without negatives skipped")
-    return m
+def convert_keys(keys: ConvertNegclipCommand) -> dict:
+    return convert(keys.tsv, keys.out, keys.image_root, keys.neg_images, keys.neg_captions,
+                   keys.sets_per_shard, keys.check_images, keys.allow_outside_root)
 
 
-main = command(ConvertNegclipCommand, run, prog="hnclip-convert-negclip", doc=__doc__, run_dir="${out}",
-               check=check_convert_keys)
+main = converter_command(ConvertNegclipCommand, convert_keys, name="convert_negclip",
+                         prog="hnclip-convert-negclip", doc=__doc__,
+                         note=lambda m: f"; {m['rows_without_negatives']} rows without negatives skipped")
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
-from .cli import command, setting
+from .cli import setting
 from .convert_common import (
-    ConvertError,
     ConvertKeys,
     ShardSink,
     at,
-    check_convert_keys,
+    converter_command,
     inside,
     json_array_records,
     load_image,
@@ -96,9 +95,8 @@ def convert(root, out, subsets=None, sets_per_shard=256, check_images=True,
         path = folder / ("text2image.json" if swap else "image2text.json")
         for s in _group(json_array_records(path), path, swap):
             where = at(path, s.lines[0])
-            if len(s.captions) < 2:
-                raise ConvertError(f"{where}: set has a single caption ({s.captions[0]!r}); "
-                                   f"text2image.json lists no other query for its images")
+            require(len(s.captions) >= 2, where, f"set has a single caption ({s.captions[0]!r}); "
+                    f"text2image.json lists no other query for its images")
             images = [load_image(inside(root, folder, p, at(path, ln), allow_outside_root), at(path, ln),
                                  check_images)
                       for (p, _), ln in zip(s.images, s.lines)]
@@ -116,18 +114,13 @@ class ConvertSpecCommand(ConvertKeys):
     subsets: List[str] = setting([], "subset names (default: all)")
 
 
-def run(args: ConvertSpecCommand):
-    try:
-        m = convert(args.root, args.out, list(args.subsets), args.sets_per_shard, args.check_images,
-                    args.allow_outside_root)
-    except ConvertError as e:
-        raise SystemExit(f"convert_spec: {e}") from None
-    print(f"wrote {m['sets']} sets ({m['images']} images) in {len(m['shards'])} shards: {m['urls']}")
-    return m
+def convert_keys(keys: ConvertSpecCommand) -> dict:
+    return convert(keys.root, keys.out, list(keys.subsets), keys.sets_per_shard, keys.check_images,
+                   keys.allow_outside_root)
 
 
-main = command(ConvertSpecCommand, run, prog="hnclip-convert-spec", doc=__doc__, run_dir="${out}",
-               check=check_convert_keys)
+main = converter_command(ConvertSpecCommand, convert_keys, name="convert_spec", prog="hnclip-convert-spec",
+                         doc=__doc__)
 
 
 if __name__ == "__main__":
