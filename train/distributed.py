@@ -36,21 +36,26 @@ def gather_with_grad(x: torch.Tensor, sizes: list = None) -> torch.Tensor:
     hands every rank the total gradient of its own rows. DDP and DeepSpeed then *average*
     parameter gradients over ranks; train/step.py scales each rank's loss to match.
     `sizes` (every rank's length) saves a collective when the caller already has them."""
-    if not is_initialized() or world_size() == 1:
-        return x
-    sizes = sizes or all_gather_sizes(x.shape[0], x.device)
-    longest = max(sizes)
-    padded = x
-    if x.shape[0] < longest:
-        padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_ALL_GATHER_DEPRECATED, category=FutureWarning)
-        pieces = torch.distributed.nn.functional.all_gather(padded)
-    return torch.cat([p[:n] for p, n in zip(pieces, sizes)])
+    def all_gather(padded):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_ALL_GATHER_DEPRECATED, category=FutureWarning)
+            return torch.distributed.nn.functional.all_gather(padded)
+    return _gather_ragged(x, sizes, all_gather)
 
 
 def gather_no_grad(x: torch.Tensor, sizes: list = None) -> torch.Tensor:
     """Concatenate integer metadata (ids, labels) from all ranks; variable lengths allowed."""
+    def all_gather(padded):
+        pieces = [torch.empty_like(padded) for _ in range(world_size())]
+        dist.all_gather(pieces, padded.contiguous())
+        return pieces
+    return _gather_ragged(x, sizes, all_gather)
+
+
+def _gather_ragged(x: torch.Tensor, sizes, all_gather) -> torch.Tensor:
+    """all_gather(padded) -> every rank's piece, for pieces of different lengths along dim 0:
+    all_gather wants one shape on every rank, so each piece is zero-padded to the longest
+    and cut back to its own length afterwards."""
     if not is_initialized() or world_size() == 1:
         return x
     sizes = sizes or all_gather_sizes(x.shape[0], x.device)
@@ -58,9 +63,7 @@ def gather_no_grad(x: torch.Tensor, sizes: list = None) -> torch.Tensor:
     padded = x
     if x.shape[0] < longest:
         padded = torch.cat([x, x.new_zeros((longest - x.shape[0],) + tuple(x.shape[1:]))])
-    pieces = [torch.empty_like(padded) for _ in sizes]
-    dist.all_gather(pieces, padded.contiguous())
-    return torch.cat([p[:n] for p, n in zip(pieces, sizes)])
+    return torch.cat([p[:n] for p, n in zip(all_gather(padded), sizes)])
 
 
 def all_gather_sizes(n: int, device) -> list:
