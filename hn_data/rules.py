@@ -25,24 +25,25 @@ DIRECTIONS = ["to the left of", "to the right of", "above", "below"]
 RELATIVE_SIZE_WORDS = ["smaller than", "the same size as", "bigger than"]
 
 
+def _level(v: float, bounds, words) -> Optional[str]:
+    """The word of the level v lies in, for Eq. 1-2's three levels: words[0] up to low_max,
+    words[1] from mid_min to mid_max, words[2] from high_min; None inside a safety gap."""
+    low_max, mid_min, mid_max, high_min = bounds
+    if v <= low_max:
+        return words[0]
+    if mid_min <= v <= mid_max:
+        return words[1]
+    if v >= high_min:
+        return words[2]
+    return None
+
+
 def absolute_size_label(p: float) -> Optional[str]:
-    if p <= SMALL_MAX:
-        return "small"
-    if MEDIUM_MIN <= p <= MEDIUM_MAX:
-        return "medium"
-    if p >= LARGE_MIN:
-        return "large"
-    return None  # inside a safety gap: no label
+    return _level(p, (SMALL_MAX, MEDIUM_MIN, MEDIUM_MAX, LARGE_MIN), ("small", "medium", "large"))
 
 
 def relative_size_label(r: float) -> Optional[str]:
-    if r <= SMALLER_MAX:
-        return "smaller than"
-    if EQUAL_MIN <= r <= EQUAL_MAX:
-        return "the same size as"
-    if r >= LARGER_MIN:
-        return "bigger than"
-    return None
+    return _level(r, (SMALLER_MAX, EQUAL_MIN, EQUAL_MAX, LARGER_MIN), RELATIVE_SIZE_WORDS)
 
 
 def cell_of(x: float, y: float, w: int, h: int) -> int:
