@@ -74,7 +74,8 @@ def test_suite_scores_a_folder_with_the_shipped_names_and_templates(tmp_path):
     part = ev.parts["cifar10"]
     assert part.names == list(classes) and part.templates == list(templates)
     assert run(ev, ToyEncoder(world)).metrics == {"cifar10/top1": 100.0, "cifar10/mean_per_class": 100.0,
-                                                  "avg/top1": 100.0}
+                                                  "cifar10/metric/accuracy": 100.0,
+                                                  "avg/top1": 100.0, "avg/metric": 100.0}
     assert run(ev, ToyEncoder(world, "reversed")).metrics["cifar10/top1"] == 0.0
     # the user's own templates win over the shipped ones
     own = build_one("z", {"type": "zeroshot_suite",
@@ -145,4 +146,5 @@ def test_mean_per_class_weighs_every_class_alike(tmp_path):
             (tmp_path / "zs" / name).mkdir(parents=True, exist_ok=True)
             world.image([prompt]).save(tmp_path / "zs" / name / f"{i}.png")
     ev = build_one("z", {"type": "zeroshot", "root": str(tmp_path / "zs"), "templates": ["a photo of a {}."]})
-    assert run(ev, ToyEncoder(world)).metrics == {"top1": 75.0, "mean_per_class": 50.0}
+    assert run(ev, ToyEncoder(world)).metrics == {"top1": 75.0, "mean_per_class": 50.0,
+                                                  "metric/accuracy": 75.0}

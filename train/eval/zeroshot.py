@@ -6,7 +6,9 @@ zeroshot_shipped.py, ImageNet-1k and ELEVATER's sets); for a folder with neither
 names ('_' read as a space). Templates: "openai" (CLIP's 80 ImageNet prompts), "simple", a list of
 strings with '{}', a file of them, or a shipped dataset's (the default when `dataset` is given).
 `classnames: imagenet` gives open_clip's ImageNet-1k names. The class embedding is the
-normalised mean of its normalised prompt embeddings (CLIP's recipe)."""
+normalised mean of its normalised prompt embeddings (CLIP's recipe). Beside top-1 and mean
+per-class accuracy, `metric/<name>` is the figure the dataset is reported by (zeroshot_metrics.py:
+ELEVATER's 11-point mAP for VOC 2007, ROC AUC for Hateful Memes, ...)."""
 from pathlib import Path
 
 import torch
@@ -18,6 +20,7 @@ from .base import Evaluator
 from .encode import encode_images, encode_texts
 from .scoring import dual_only, pct, top1
 from .shards import read_samples
+from .zeroshot_metrics import mean_11point_ap, metric_name, one_hot, probabilities, roc_auc
 from .zeroshot_shipped import canonical, names as _shipped_names, shipped
 
 
@@ -100,9 +103,13 @@ def load_folder(root, classnames=None, names=None, source="shipped class names")
 class ZeroShotEvaluator(Evaluator):
     type_name = "zeroshot"
 
-    def __init__(self, root=None, urls=None, classnames=None, templates=None, dataset=None, **common):
+    def __init__(self, root=None, urls=None, classnames=None, templates=None, dataset=None, metric=None,
+                 **common):
         """dataset: a shipped dataset (zeroshot_shipped.names()) whose class names and templates
-        are used where `classnames` / `templates` are not given; templates default to "openai"."""
+        are used where `classnames` / `templates` are not given; templates default to "openai".
+        metric: the figure reported as `metric/<name>` (zeroshot_metrics.METRICS); by default
+        ELEVATER's for a shipped dataset (11point_map for VOC 2007, roc_auc for Hateful Memes,
+        mean_per_class for four), else accuracy."""
         super().__init__(**common)
         if (root is None) == (urls is None):
             raise ValueError("zero-shot: give exactly one of root (image folder) or urls (webdataset)")
@@ -133,6 +140,14 @@ class ZeroShotEvaluator(Evaluator):
             if bad:
                 raise ValueError(f"zero-shot webdataset {urls}: class index {bad[0]} outside "
                                  f"{len(self.names)} names")
+        where = f"zero-shot {self.dataset or root or urls}"
+        self.metric = metric_name(metric, self.dataset, where)
+        if self.metric == "roc_auc":
+            present = {c for _, c in self.items}
+            if len(self.names) != 2 or len(present) != 2:
+                raise ValueError(f"{where}: roc_auc needs two classes, both with images; found "
+                                 f"{len(self.names)} classes, {len(present)} with images (a `limit` that "
+                                 "keeps the first class only?)")
 
     def classifier(self, model, tokenizer, device):
         prompts = [t.format(c) for c in self.names for t in self.templates]
@@ -150,7 +165,8 @@ class ZeroShotEvaluator(Evaluator):
         keys = [x if isinstance(x, str) else n for n, (x, _) in enumerate(self.items)]
         load = lambda k: Image.open(k).convert("RGB") if isinstance(k, str) else self.items[k][0]
         img = encode_images(model, preprocess, keys, self.batch_size, device, load=load)
-        hits = [top1(w @ img[k], c, self.tie_rule) for k, (_, c) in zip(keys, self.items)]
+        scores = [w @ img[k] for k in keys]
+        hits = [top1(s, c, self.tie_rule) for s, (_, c) in zip(scores, self.items)]
         # mean per-class accuracy: CLIP's metric on FGVC Aircraft, Oxford-IIIT Pets, Caltech-101
         # and Flowers-102 (Radford et al., 2021, Table 9's notes), over the classes with images
         per_class = {}
@@ -158,14 +174,29 @@ class ZeroShotEvaluator(Evaluator):
             per_class.setdefault(c, []).append(h)
         metrics = {"top1": pct(hits),
                    "mean_per_class": sum(pct(v) for v in per_class.values()) / len(per_class)}
+        labels = [c for _, c in self.items]
+        metrics[f"metric/{self.metric}"] = self.figure(metrics, torch.stack(scores), labels)
         return self.result(metrics, {"items": len(hits), "skipped": self.skipped})
+
+    def figure(self, metrics, scores, labels):
+        """The dataset's own metric from the (N, C) cosines, over ELEVATER's probabilities."""
+        if self.metric == "accuracy":
+            return metrics["top1"]
+        if self.metric == "mean_per_class":
+            return metrics["mean_per_class"]
+        probs = probabilities(scores).cpu().numpy()
+        if self.metric == "roc_auc":
+            return roc_auc(probs[:, 1], [c == 1 for c in labels])
+        return mean_11point_ap(probs, one_hot(labels, len(self.names)))
 
 
 class ZeroShotSuiteEvaluator(Evaluator):
     """ELEVATER-style zero-shot over a list of classification datasets: `datasets` maps a name
-    to one zero-shot suite's options (root | urls, classnames, templates, dataset); the figure is
-    top-1 per dataset and `avg/top1`, their plain mean (SPEC reports this average over ELEVATER's
-    nine datasets). A dataset named as a shipped one (`cifar10`, `imagenet`, ...; see
+    to one zero-shot suite's options (root | urls, classnames, templates, dataset, metric); the
+    figures are top-1 per dataset and `avg/top1`, their plain mean (SPEC reports this average over
+    ELEVATER's nine datasets), and each dataset's own metric (`<name>/metric/<metric>`,
+    zeroshot_metrics.py) with `avg/metric`, their mean (each set by the figure ELEVATER
+    reports for it). A dataset named as a shipped one (`cifar10`, `imagenet`, ...; see
     zeroshot_shipped.py) gets the shipped class names and templates wherever its options do not
     give their own."""
     type_name = "zeroshot_suite"
@@ -177,7 +208,7 @@ class ZeroShotSuiteEvaluator(Evaluator):
                              "templates}")
         self.parts = {}
         for name, opts in datasets.items():
-            unknown = set(opts) - {"root", "urls", "classnames", "templates", "dataset"}
+            unknown = set(opts) - {"root", "urls", "classnames", "templates", "dataset", "metric"}
             if unknown:
                 raise ValueError(f"zeroshot_suite dataset {name!r}: unknown key(s) {sorted(unknown)}")
             if "dataset" not in opts and canonical(name):
@@ -194,7 +225,10 @@ class ZeroShotSuiteEvaluator(Evaluator):
             r = ev.score(model, tokenizer, preprocess, device)
             metrics[f"{name}/top1"] = r.metrics["top1"]
             metrics[f"{name}/mean_per_class"] = r.metrics["mean_per_class"]
+            metrics[f"{name}/metric/{ev.metric}"] = r.metrics[f"metric/{ev.metric}"]
             counts.update({f"{name}/{k}": v for k, v in r.counts.items()})
         top = [v for k, v in metrics.items() if k.endswith("/top1")]
+        own = [v for k, v in metrics.items() if "/metric/" in k]
         metrics["avg/top1"] = sum(top) / len(top)
+        metrics["avg/metric"] = sum(own) / len(own)  # ELEVATER's average: each dataset by its own metric
         return self.result(metrics, counts)
