@@ -5,7 +5,6 @@ for all six concepts, and a held-out benchmark in the official SPEC layout.
 
 Candidate sets come from the staged engine (hn_data.engine, procedural backend), which
 guarantees train and held-out never share a background seed or an object instance."""
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from tqdm import tqdm
 from .cli import ConfigError, command, setting
 from .engine import Config, run as run_engine
 from .objects import CLASSES
+from .run_summary import write_summary
 from .scenes import names_caption, object_scene
 from .set_format import TarWriter, write_pair, write_stats
 
@@ -65,10 +65,7 @@ def make_default(args: MakeDefaultCommand) -> dict:
     summary = {"pairs": args.pair_shards * args.pairs_per_shard, "train_sets": sets["train_sets"],
                "heldout_sets": sets["heldout_sets"], "rejected_sets": sets["rejected_sets"],
                "rejected_per_subset": sets["rejected_per_subset"], "size": args.size}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / ".complete").write_text("ok\n")
-    print(json.dumps(summary))
-    return summary
+    return write_summary(out, summary, mark_complete=True)
 
 
 main = command(MakeDefaultCommand, make_default, prog="hnclip-make-data", doc=__doc__, run_dir="${out}",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import ConfigError, command, setting
+from .run_summary import write_summary
 from .tar_io import local_samples
 
 NUMBERS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
@@ -244,9 +245,7 @@ def text_sets(args: TextNegativesCommand) -> dict:
             for k, _ in negs:
                 stats["kinds"][k] += 1
         w.close()
-    (out / "summary.json").write_text(json.dumps(stats, indent=2))
-    print(json.dumps(stats))
-    return stats
+    return write_summary(out, stats)
 
 
 main = command(TextNegativesCommand, text_sets, prog="hnclip-text-negatives", doc=__doc__, run_dir="${out}",
