@@ -1,7 +1,9 @@
 """Zero-shot classification, top-1, strict (a tie with a wrong class is wrong).
-Data: an image folder ROOT/<class>/*.{jpg,png,...}, or a webdataset in clip_benchmark's layout:
-shards of KEY.{jpg,png,webp} + KEY.cls (class index). Class names: `classnames` (a file, one a
-line, in class-index order), or a shipped dataset's names (`dataset`, or `classnames` naming one:
+Data: an image folder ROOT/<class>/*.{jpg,png,...}; CIFAR-10 / CIFAR-100's test set as released
+(ROOT is cifar-10-batches-py or cifar-100-python, or the folder holding it: cifar_format.py); or
+a webdataset in clip_benchmark's layout: shards of KEY.{jpg,png,webp} + KEY.cls (class index).
+Class names: `classnames` (a file, one a line, in class-index order), or a shipped dataset's
+names (`dataset`, or `classnames` naming one:
 zeroshot_shipped.py, ImageNet-1k and ELEVATER's sets); for a folder with neither, the folder
 names ('_' read as a space). Templates: "openai" (CLIP's 80 ImageNet prompts), "simple", a list of
 strings with '{}', a file of them, or a shipped dataset's (the default when `dataset` is given).
@@ -17,6 +19,7 @@ from PIL import Image
 from hn_data.tar_io import IMAGE_EXTS
 
 from .base import Evaluator
+from .cifar_format import read_cifar, release_folder
 from .encode import encode_images, encode_texts
 from .scoring import dual_only, pct, top1
 from .shards import read_samples
@@ -62,15 +65,24 @@ def _norm(name):
     return " ".join(name.replace("_", " ").lower().split())
 
 
+def index_by_name(found, names):
+    """[class index of each found name], where every one ('_' read as a space, any case) is one
+    of the (distinct) names; else None."""
+    wanted = {_norm(n): k for k, n in enumerate(names)}
+    if len(wanted) == len(names) and all(_norm(f) in wanted for f in found):
+        return [wanted[_norm(f)] for f in found]
+    return None
+
+
 def order_folders(folders, names):
     """The folders in class-index order, folder k holding class names[k]. By name where every
     folder ('_' read as a space, any case) is one of the names: a folder of CIFAR-100's
     `aquarium_fish` then gets its class whatever the sort order; by number where every folder is
     an integer (Flowers-102's `1` ... `102`, which a string sort would put 1, 10, 100, ...);
     otherwise sorted by name (ImageNet's wnid folders, EuroSAT's, Caltech-101's)."""
-    wanted = {_norm(n): k for k, n in enumerate(names)}
-    if len(wanted) == len(names) and all(_norm(f.name) in wanted for f in folders):
-        return sorted(folders, key=lambda f: wanted[_norm(f.name)])
+    index = index_by_name([f.name for f in folders], names)
+    if index is not None:
+        return [f for _, f in sorted(zip(index, folders))]
     if all(f.name.isdigit() for f in folders):
         return sorted(folders, key=lambda f: int(f.name))
     return sorted(folders)
@@ -83,21 +95,39 @@ def load_folder(root, classnames=None, names=None, source="shipped class names")
     if not root.is_dir():
         raise FileNotFoundError(f"zero-shot image folder {root} does not exist")
     folders = sorted(p for p in root.iterdir() if p.is_dir())
-    if names is None and classnames:
-        names = read_names(classnames)
+    names = given_names(classnames, names, len(folders), f"folders in {root}", source)
     if names is None:
         names = [p.name.replace("_", " ") for p in folders]
     else:
-        names = list(names)
-        if len(names) != len(folders):
-            raise ValueError(f"{classnames or source}: {len(names)} class names for "
-                             f"{len(folders)} folders in {root}")
         folders = order_folders(folders, names)
     items = [(str(f), c) for c, folder in enumerate(folders) for f in sorted(folder.iterdir())
              if f.suffix.lower().lstrip(".") in IMAGE_EXTS]
     if not items:
         raise FileNotFoundError(f"zero-shot image folder {root}: no images under {root}/<class>/")
     return items, names
+
+
+def given_names(classnames, names, count, what, source):
+    """The class names a user or a shipped dataset gives (None: none given), `count` of them."""
+    if names is None and classnames:
+        names = read_names(classnames)
+    if names is not None and len(names) != count:
+        raise ValueError(f"{classnames or source}: {len(names)} class names for {count} {what}")
+    return None if names is None else list(names)
+
+
+def load_cifar(folder, classnames=None, names=None, source="shipped class names"):
+    """-> ([(PIL image, class index)], class names) of a released CIFAR folder (cifar_format.py).
+    Given names are matched to the file's own by name where they are the same names (CIFAR-100's
+    `aquarium_fish` is "aquarium fish"), else taken in the file's class-index order."""
+    images, labels, own = read_cifar(folder)
+    names = given_names(classnames, names, len(own), f"classes in {folder}", source)
+    if names is None:
+        return list(zip(images, labels)), [n.replace("_", " ") for n in own]
+    index = index_by_name(own, names)
+    if index is not None:
+        labels = [index[c] for c in labels]
+    return list(zip(images, labels)), names
 
 
 class ZeroShotEvaluator(Evaluator):
@@ -125,9 +155,13 @@ class ZeroShotEvaluator(Evaluator):
         given = None if classnames else ship_names
         self.skipped = 0
         if root is not None:
-            self.items, self.names = load_folder(
-                root, classnames, given, f"the shipped class names of {self.dataset!r} (give `classnames`, "
-                "or `dataset: null` for the folder names)")
+            source = (f"the shipped class names of {self.dataset!r} (give `classnames`, or `dataset: null` "
+                      "for the folder's own names)")
+            cifar = release_folder(root)  # CIFAR-10/100's released pickles, else an image folder
+            if cifar:
+                self.items, self.names = load_cifar(cifar, classnames, given, source)
+            else:
+                self.items, self.names = load_folder(root, classnames, given, source)
             self.items = self.items[:self.limit]
         else:
             if not classnames and given is None:
