@@ -7,8 +7,8 @@ s(i1, c1) > s(i2, c1) and s(i2, c2) > s(i1, c2), as its ColaMultiObjAcc (paired.
 score, under the tie rule); `acc` is the share of pairs."""
 from pathlib import PurePosixPath
 
-from .base import Evaluator
-from .paired import Pair, score_pairs
+from .paired import Pair
+from .paired_evaluator import PairedEvaluator
 from .pairwise import read_json
 
 
@@ -26,17 +26,13 @@ def load_cola(ann, image_root, path_of):
     return out
 
 
-class ColaEvaluator(Evaluator):
-    type_name = "cola"
+class ColaEvaluator(PairedEvaluator):
+    type_name = benchmark = "cola"
+    counted_as = "pairs"
 
     def __init__(self, ann, image_root, **common):
         super().__init__(**common)
         self.items = load_cola(ann, image_root, self.path)[:self.limit]
 
-    def inputs(self):
-        return [p for it in self.items for p in it.images], [c for it in self.items for c in it.captions]
-
-    def score(self, model, tokenizer, preprocess, device="cpu"):
-        scores, examples = score_pairs(self.items, model, tokenizer, preprocess, device, self.batch_size,
-                                       self.tie_rule, self.n_examples, "cola")
-        return self.result({"acc": scores["image"]}, {"pairs": len(self.items)}, examples)
+    def figures(self, scores):
+        return {"acc": scores["image"]}

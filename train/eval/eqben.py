@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .base import Evaluator
 from .encode import load_image
-from .paired import Pair, score_pairs
+from .paired import Pair
+from .paired_evaluator import PairedEvaluator
 from .pairwise import read_json
 
 KEYS = ("image0", "caption0", "image1", "caption1")
@@ -60,17 +60,10 @@ def load_frame(key):
     return load_image(key)
 
 
-class EqBenEvaluator(Evaluator):
-    type_name = "eqben"
+class EqBenEvaluator(PairedEvaluator):
+    type_name = benchmark = "eqben"
+    load_image = staticmethod(load_frame)
 
     def __init__(self, ann, image_root, **common):
         super().__init__(**common)
         self.items = load_eqben(ann, image_root, self.path)[:self.limit]
-
-    def inputs(self):
-        return [p for it in self.items for p in it.images], [c for it in self.items for c in it.captions]
-
-    def score(self, model, tokenizer, preprocess, device="cpu"):
-        metrics, examples = score_pairs(self.items, model, tokenizer, preprocess, device, self.batch_size,
-                                        self.tie_rule, self.n_examples, "eqben", load=load_frame)
-        return self.result(metrics, {"items": len(self.items)}, examples)

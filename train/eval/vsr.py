@@ -10,11 +10,11 @@ evaluates contrastive models on VSR, compares within pairs where one side is fix
   t2i  for a caption that is true of one image and false of another: s(true img) beats s(false img).
 `avg/acc` is the mean of i2t and t2i over all their pairs pooled; i2t is also broken down by
 the true caption's relation (`relation/<r>/acc`). Pairs follow the tie rule."""
-import json
 from pathlib import Path
 
 from .base import Evaluator
 from .encode import encode_images, encode_texts
+from .jsonl import jsonl_records
 from .scoring import pct, scores_of, top1
 
 
@@ -30,21 +30,8 @@ def _label(v, where):
 
 def load_vsr(jsonl, image_root, path_of=None):
     path_of = path_of or (lambda r, rel, where: str(Path(r) / rel))
-    jsonl = Path(jsonl)
-    if not jsonl.is_file():
-        raise FileNotFoundError(f"VSR: {jsonl} does not exist")
     out = []
-    for n, line in enumerate(jsonl.read_text().splitlines()):
-        if not line.strip():
-            continue
-        where = f"VSR: {jsonl} line {n + 1}"
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where} is not JSON ({e})") from None
-        missing = [k for k in ("image", "caption", "label") if k not in rec]
-        if missing:
-            raise ValueError(f"{where} lacks {missing}")
+    for where, rec in jsonl_records(jsonl, "VSR", ("image", "caption", "label")):
         out.append((path_of(image_root, rec["image"], where), rec["caption"], _label(rec["label"], where),
                     rec.get("relation", "")))
     return out

@@ -27,19 +27,25 @@ from .zeroshot_metrics import mean_11point_ap, metric_name, one_hot, probabiliti
 from .zeroshot_shipped import canonical, names as _shipped_names, shipped
 
 
+def file_or_shipped(spec, part, missing):
+    """The non-blank lines of file `spec`, or where no such file exists, part `part` (0: class
+    names, 1: templates) of the shipped dataset of that name; else FileNotFoundError(missing)."""
+    path = Path(spec)
+    if not path.is_file() and canonical(spec):
+        return list(shipped(spec)[part])
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
 def templates_from(spec):
     if spec in (None, "openai", "simple"):
         from open_clip import zero_shot_metadata as z  # a slow import: only when needed
         named = z.SIMPLE_IMAGENET_TEMPLATES if spec == "simple" else z.OPENAI_IMAGENET_TEMPLATES
         return [t("{}") if callable(t) else t for t in named]
     if isinstance(spec, str):
-        path = Path(spec)
-        if not path.is_file() and canonical(spec):
-            return list(shipped(spec)[1])
-        if not path.is_file():
-            raise FileNotFoundError(f"zero-shot templates {spec!r}: not openai/simple, no shipped "
-                                    "dataset of that name and no such file")
-        spec = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        spec = file_or_shipped(spec, 1, f"zero-shot templates {spec!r}: not openai/simple, no shipped "
+                               "dataset of that name and no such file")
     spec = list(spec)
     if not spec or any("{}" not in t for t in spec):
         raise ValueError(f"zero-shot templates must each contain '{{}}': {spec[:3]}")
@@ -52,13 +58,8 @@ def read_names(path):
     if path == "imagenet":
         from open_clip import zero_shot_metadata as z
         return list(z.IMAGENET_CLASSNAMES)
-    p = Path(path)
-    if not p.is_file() and canonical(path):
-        return list(shipped(path)[0])
-    if not p.is_file():
-        raise FileNotFoundError(f"zero-shot classnames file {p} does not exist (nor is it a shipped "
-                                "dataset name)")
-    return [line.strip() for line in p.read_text().splitlines() if line.strip()]
+    return file_or_shipped(path, 0, f"zero-shot classnames file {Path(path)} does not exist (nor is it a "
+                           "shipped dataset name)")
 
 
 def _norm(name):
