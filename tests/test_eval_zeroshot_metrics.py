@@ -9,6 +9,7 @@ import pytest
 from eval_toy import ToyEncoder, World
 from test_eval_zeroshot_shipped import run, write_folder
 from train.eval import build_one
+from train.eval.voc_format import VOC_CLASSES, read_voc
 from train.eval.zeroshot_metrics import eleven_point_ap, mean_11point_ap, metric_name, roc_auc
 from train.eval.zeroshot_shipped import shipped
 
@@ -122,3 +123,64 @@ def test_metric_override_and_bad_choices(sets):
     with pytest.raises(ValueError, match="a `limit` that keeps the first class only"):
         build_one("v", {"type": "zeroshot", "root": roots["hateful_memes"], "dataset": "hateful_memes",
                         "limit": 1})
+
+
+def test_difficult_entries_are_left_out_of_their_class():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9]])
+    # class 0: the top image is difficult-only (-1): left out, the positive is then first
+    assert mean_11point_ap(probs[:, :1], np.array([[-1], [1], [0]])) == pytest.approx(100.0)
+    # counted as a negative it would rank above the positive: (10 * 1/2 + 1) / 11
+    assert mean_11point_ap(probs[:, :1], np.array([[0], [1], [0]])) == pytest.approx(100 * 6 / 11)
+
+
+def write_voc(world, root):
+    """The devkit's VOC2007/ folder: one image per class, one showing aeroplane and person, and
+    one showing a bird only as a difficult object (the same look as the bird image)."""
+    folder = root / "VOCdevkit" / "VOC2007"
+    (folder / "JPEGImages").mkdir(parents=True)
+    (folder / "ImageSets" / "Main").mkdir(parents=True)
+    _, templates = shipped("voc2007")
+    shows = {f"{k + 1:06d}": ([name], []) for k, name in enumerate(VOC_CLASSES)}
+    shows["000021"] = (["aeroplane", "person"], [])
+    shows["000022"] = ([], ["bird"])
+    for image_id, (positive, difficult) in shows.items():
+        img = world.image([t.format(c) for c in positive + difficult for t in templates])
+        img.save(folder / "JPEGImages" / f"{image_id}.jpg", quality=95)
+    for name in VOC_CLASSES:
+        label = {i: 1 if name in pos else 0 if name in diff else -1 for i, (pos, diff) in shows.items()}
+        lines = [f"{i} {v:2d}" for i, v in label.items()]  # the devkit writes "000001 -1", "000002  1"
+        (folder / "ImageSets" / "Main" / f"{name}_test.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_voc2007_devkit_folder_is_multi_label(tmp_path):
+    world = World()
+    folder = write_voc(world, tmp_path)
+    items, names = read_voc(folder)
+    assert names == list(VOC_CLASSES) and len(items) == 22
+    assert items[20][1].positive == {VOC_CLASSES.index("aeroplane"), VOC_CLASSES.index("person")}
+    assert items[21][1].positive == set() and items[21][1].difficult == {VOC_CLASSES.index("bird")}
+    ev = build_one("voc", {"type": "zeroshot", "root": str(tmp_path), "dataset": "voc2007"})
+    assert ev.metric == "11point_map" and ev.names == list(shipped("voc2007")[0])  # not the devkit's order
+    table = ev.names.index("diningtable")
+    assert ev.items[VOC_CLASSES.index("diningtable")][1].positive == {table}  # relabelled by name
+    oracle = run(ev, ToyEncoder(world)).metrics
+    assert oracle == {"top1": 100.0, "mean_per_class": 100.0, "metric/11point_map": 100.0}
+    reversed_ = run(ev, ToyEncoder(world, "reversed")).metrics
+    assert reversed_["top1"] == 0.0 and reversed_["metric/11point_map"] < 20.0
+    with pytest.raises(ValueError, match="roc_auc needs single-label data"):
+        build_one("voc", {"type": "zeroshot", "root": str(folder), "dataset": "voc2007", "metric": "roc_auc"})
+
+
+def test_voc2007_release_errors_name_the_file(tmp_path):
+    folder = write_voc(World(), tmp_path)
+    main = folder / "ImageSets" / "Main"
+    (main / "cow_test.txt").write_text("000001 -1\n000002 yes\n")
+    with pytest.raises(ValueError, match=r"cow_test.txt line 2: expected '<image id> <1\|-1\|0>'"):
+        read_voc(folder)
+    (main / "cow_test.txt").write_text("000001 -1\n")
+    with pytest.raises(ValueError, match="image 000002 is not listed in every class's test file"):
+        read_voc(folder)
+    (main / "cow_test.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="cow_test.txt does not exist"):
+        read_voc(folder)

@@ -1,134 +1,27 @@
 """Zero-shot classification, top-1, strict (a tie with a wrong class is wrong).
-Data: an image folder ROOT/<class>/*.{jpg,png,...}; CIFAR-10 / CIFAR-100's test set as released
-(ROOT is cifar-10-batches-py or cifar-100-python, or the folder holding it: cifar_format.py); or
-a webdataset in clip_benchmark's layout: shards of KEY.{jpg,png,webp} + KEY.cls (class index).
-Class names: `classnames` (a file, one a line, in class-index order), or a shipped dataset's
-names (`dataset`, or `classnames` naming one:
-zeroshot_shipped.py, ImageNet-1k and ELEVATER's sets); for a folder with neither, the folder
-names ('_' read as a space). Templates: "openai" (CLIP's 80 ImageNet prompts), "simple", a list of
-strings with '{}', a file of them, or a shipped dataset's (the default when `dataset` is given).
+Data (zeroshot_data.py): an image folder ROOT/<class>/*.{jpg,png,...}; CIFAR-10 / CIFAR-100's
+test set as released (ROOT is cifar-10-batches-py or cifar-100-python, or the folder holding
+it: cifar_format.py); VOC 2007's devkit folder, multi-label (voc_format.py); or a webdataset in
+clip_benchmark's layout: shards of KEY.{jpg,png,webp} + KEY.cls (class index). Class names:
+`classnames` (a file, one a line, in class-index order), or a shipped dataset's names
+(`dataset`, or `classnames` naming one: zeroshot_shipped.py, ImageNet-1k and ELEVATER's sets);
+for a folder with neither, the folder names ('_' read as a space). Templates: "openai" (CLIP's
+80 ImageNet prompts), "simple", a list of strings with '{}', a file of them, or a shipped
+dataset's (the default when `dataset` is given).
 `classnames: imagenet` gives open_clip's ImageNet-1k names. The class embedding is the
 normalised mean of its normalised prompt embeddings (CLIP's recipe). Beside top-1 and mean
 per-class accuracy, `metric/<name>` is the figure the dataset is reported by (zeroshot_metrics.py:
 ELEVATER's 11-point mAP for VOC 2007, ROC AUC for Hateful Memes, ...)."""
-from pathlib import Path
-
 import torch
 from PIL import Image
 
-from hn_data.tar_io import IMAGE_EXTS
-
 from .base import Evaluator
-from .cifar_format import read_cifar, release_folder
 from .encode import encode_images, encode_texts
-from .scoring import dual_only, pct, top1
+from .scoring import best_of, dual_only, pct, top1
 from .shards import read_samples
-from .zeroshot_metrics import mean_11point_ap, metric_name, one_hot, probabilities, roc_auc
+from .zeroshot_data import load_root, read_names, templates_from
+from .zeroshot_metrics import mean_11point_ap, metric_name, probabilities, roc_auc, target_matrix
 from .zeroshot_shipped import canonical, names as _shipped_names, shipped
-
-
-def file_or_shipped(spec, part, missing):
-    """The non-blank lines of file `spec`, or where no such file exists, part `part` (0: class
-    names, 1: templates) of the shipped dataset of that name; else FileNotFoundError(missing)."""
-    path = Path(spec)
-    if not path.is_file() and canonical(spec):
-        return list(shipped(spec)[part])
-    if not path.is_file():
-        raise FileNotFoundError(missing)
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def templates_from(spec):
-    if spec in (None, "openai", "simple"):
-        from open_clip import zero_shot_metadata as z  # a slow import: only when needed
-        named = z.SIMPLE_IMAGENET_TEMPLATES if spec == "simple" else z.OPENAI_IMAGENET_TEMPLATES
-        return [t("{}") if callable(t) else t for t in named]
-    if isinstance(spec, str):
-        spec = file_or_shipped(spec, 1, f"zero-shot templates {spec!r}: not openai/simple, no shipped "
-                               "dataset of that name and no such file")
-    spec = list(spec)
-    if not spec or any("{}" not in t for t in spec):
-        raise ValueError(f"zero-shot templates must each contain '{{}}': {spec[:3]}")
-    return spec
-
-
-def read_names(path):
-    """A file with one class name a line, "imagenet" (open_clip's ImageNet-1k class names), or
-    the name of a shipped dataset (zeroshot_shipped.py) where no file of that name exists."""
-    if path == "imagenet":
-        from open_clip import zero_shot_metadata as z
-        return list(z.IMAGENET_CLASSNAMES)
-    return file_or_shipped(path, 0, f"zero-shot classnames file {Path(path)} does not exist (nor is it a "
-                           "shipped dataset name)")
-
-
-def _norm(name):
-    return " ".join(name.replace("_", " ").lower().split())
-
-
-def index_by_name(found, names):
-    """[class index of each found name], where every one ('_' read as a space, any case) is one
-    of the (distinct) names; else None."""
-    wanted = {_norm(n): k for k, n in enumerate(names)}
-    if len(wanted) == len(names) and all(_norm(f) in wanted for f in found):
-        return [wanted[_norm(f)] for f in found]
-    return None
-
-
-def order_folders(folders, names):
-    """The folders in class-index order, folder k holding class names[k]. By name where every
-    folder ('_' read as a space, any case) is one of the names: a folder of CIFAR-100's
-    `aquarium_fish` then gets its class whatever the sort order; by number where every folder is
-    an integer (Flowers-102's `1` ... `102`, which a string sort would put 1, 10, 100, ...);
-    otherwise sorted by name (ImageNet's wnid folders, EuroSAT's, Caltech-101's)."""
-    index = index_by_name([f.name for f in folders], names)
-    if index is not None:
-        return [f for _, f in sorted(zip(index, folders))]
-    if all(f.name.isdigit() for f in folders):
-        return sorted(folders, key=lambda f: int(f.name))
-    return sorted(folders)
-
-
-def load_folder(root, classnames=None, names=None, source="shipped class names"):
-    """-> ([(image path, class index)], class names). `names` (a list) or `classnames` (read_names)
-    name the classes; without either the folder names do."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"zero-shot image folder {root} does not exist")
-    folders = sorted(p for p in root.iterdir() if p.is_dir())
-    names = given_names(classnames, names, len(folders), f"folders in {root}", source)
-    if names is None:
-        names = [p.name.replace("_", " ") for p in folders]
-    else:
-        folders = order_folders(folders, names)
-    items = [(str(f), c) for c, folder in enumerate(folders) for f in sorted(folder.iterdir())
-             if f.suffix.lower().lstrip(".") in IMAGE_EXTS]
-    if not items:
-        raise FileNotFoundError(f"zero-shot image folder {root}: no images under {root}/<class>/")
-    return items, names
-
-
-def given_names(classnames, names, count, what, source):
-    """The class names a user or a shipped dataset gives (None: none given), `count` of them."""
-    if names is None and classnames:
-        names = read_names(classnames)
-    if names is not None and len(names) != count:
-        raise ValueError(f"{classnames or source}: {len(names)} class names for {count} {what}")
-    return None if names is None else list(names)
-
-
-def load_cifar(folder, classnames=None, names=None, source="shipped class names"):
-    """-> ([(PIL image, class index)], class names) of a released CIFAR folder (cifar_format.py).
-    Given names are matched to the file's own by name where they are the same names (CIFAR-100's
-    `aquarium_fish` is "aquarium fish"), else taken in the file's class-index order."""
-    images, labels, own = read_cifar(folder)
-    names = given_names(classnames, names, len(own), f"classes in {folder}", source)
-    if names is None:
-        return list(zip(images, labels)), [n.replace("_", " ") for n in own]
-    index = index_by_name(own, names)
-    if index is not None:
-        labels = [index[c] for c in labels]
-    return list(zip(images, labels)), names
 
 
 class ZeroShotEvaluator(Evaluator):
@@ -158,11 +51,7 @@ class ZeroShotEvaluator(Evaluator):
         if root is not None:
             source = (f"the shipped class names of {self.dataset!r} (give `classnames`, or `dataset: null` "
                       "for the folder's own names)")
-            cifar = release_folder(root)  # CIFAR-10/100's released pickles, else an image folder
-            if cifar:
-                self.items, self.names = load_cifar(cifar, classnames, given, source)
-            else:
-                self.items, self.names = load_folder(root, classnames, given, source)
+            self.items, self.names = load_root(root, classnames, given, source)
             self.items = self.items[:self.limit]
         else:
             if not classnames and given is None:
@@ -179,6 +68,8 @@ class ZeroShotEvaluator(Evaluator):
         self.metric = metric_name(metric, self.dataset, where)
         if self.metric == "roc_auc":
             present = {c for _, c in self.items}
+            if not all(isinstance(c, int) for c in present):
+                raise ValueError(f"{where}: roc_auc needs single-label data (one class an image)")
             if len(self.names) != 2 or len(present) != 2:
                 raise ValueError(f"{where}: roc_auc needs two classes, both with images; found "
                                  f"{len(self.names)} classes, {len(present)} with images (a `limit` that "
@@ -201,12 +92,15 @@ class ZeroShotEvaluator(Evaluator):
         load = lambda k: Image.open(k).convert("RGB") if isinstance(k, str) else self.items[k][0]
         img = encode_images(model, preprocess, keys, self.batch_size, device, load=load)
         scores = [w @ img[k] for k in keys]
-        hits = [top1(s, c, self.tie_rule) for s, (_, c) in zip(scores, self.items)]
+        # a multi-label image (VOC 2007) is right when its top class is one it shows
+        hits = [top1(s, c, self.tie_rule) if isinstance(c, int) else best_of(s, c.shown(), self.tie_rule)
+                for s, (_, c) in zip(scores, self.items)]
         # mean per-class accuracy: CLIP's metric on FGVC Aircraft, Oxford-IIIT Pets, Caltech-101
         # and Flowers-102 (Radford et al., 2021, Table 9's notes), over the classes with images
         per_class = {}
         for h, (_, c) in zip(hits, self.items):
-            per_class.setdefault(c, []).append(h)
+            for k in [c] if isinstance(c, int) else sorted(c.shown()):
+                per_class.setdefault(k, []).append(h)
         metrics = {"top1": pct(hits),
                    "mean_per_class": sum(pct(v) for v in per_class.values()) / len(per_class)}
         labels = [c for _, c in self.items]
@@ -222,7 +116,7 @@ class ZeroShotEvaluator(Evaluator):
         probs = probabilities(scores).cpu().numpy()
         if self.metric == "roc_auc":
             return roc_auc(probs[:, 1], [c == 1 for c in labels])
-        return mean_11point_ap(probs, one_hot(labels, len(self.names)))
+        return mean_11point_ap(probs, target_matrix(labels, len(self.names)))
 
 
 class ZeroShotSuiteEvaluator(Evaluator):

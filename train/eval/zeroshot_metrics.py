@@ -15,7 +15,6 @@ ELEVATER scores with probabilities, softmax(100 * cosine) over the classes of ea
 raw cosines: for 11point_map a class's ranking of the images depends on that normalisation,
 so `probabilities` gives the same numbers here. Figures are in percent."""
 import numpy as np
-import torch
 
 METRICS = ("accuracy", "mean_per_class", "11point_map", "roc_auc")
 
@@ -63,11 +62,29 @@ def eleven_point_ap(scores, positive):
 
 
 def mean_11point_ap(probs, targets):
-    """probs (N, C); targets (N, C) 0/1 (one-hot for single-label data) -> percent, the mean over
-    the classes that have at least one positive image (a class with none has no recall)."""
-    probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets).astype(bool)
-    aps = [eleven_point_ap(probs[:, c], targets[:, c]) for c in range(probs.shape[1]) if targets[:, c].any()]
+    """probs (N, C); targets (N, C): 1 positive, 0 negative, -1 left out of that class (VOC's
+    "difficult") -> percent, the mean over the classes that have at least one positive image (a
+    class with none has no recall)."""
+    probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
+    aps = []
+    for c in range(probs.shape[1]):
+        kept = targets[:, c] >= 0
+        if (targets[:, c] == 1).any():
+            aps.append(eleven_point_ap(probs[kept, c], targets[kept, c] == 1))
     return 100.0 * float(np.mean(aps)) if aps else float("nan")
+
+
+def target_matrix(labels, n_classes):
+    """(N, C) targets for mean_11point_ap: one-hot for class indices; for multi-label labels
+    (voc_format.MultiLabel) 1 on the classes shown, -1 on the difficult-only ones."""
+    out = np.zeros((len(labels), n_classes), dtype=np.int64)
+    for n, label in enumerate(labels):
+        if isinstance(label, int):
+            out[n, label] = 1
+        else:
+            out[n, sorted(label.difficult)] = -1
+            out[n, sorted(label.positive)] = 1
+    return out
 
 
 def roc_auc(scores, positive):
@@ -87,6 +104,3 @@ def roc_auc(scores, positive):
     u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
     return 100.0 * u / (n_pos * n_neg)
 
-
-def one_hot(labels, n_classes):
-    return torch.nn.functional.one_hot(torch.as_tensor(labels), n_classes).numpy()
