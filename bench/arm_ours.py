@@ -35,6 +35,8 @@ def compose(p):
                  "logger.log_every=100000", "eval.benchmarks=[]", "eval.every_steps=0",
                  "checkpoint.every_steps=0", "checkpoint.resume=false", f"run_dir={p['run_dir']}",
                  f"data.decode={p.get('decode', 'pil')}"]
+    if "worker_nice" in p:
+        overrides.append(f"data.worker_nice={p['worker_nice']}")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return validate(hcompose(config_name="config", overrides=overrides))
 

@@ -14,6 +14,8 @@ Arms, each in its own process, on the same model, shards, batch size, precision 
   ours_sets_mem   ours, pairs + sets, in memory
   open_clip       `open_clip_train.main` (bench/run_open_clip_train.py), pairs only
   with --vit-b32: vit_ours / vit_open_clip, ViT-B/32 at 224 px, bf16 autocast vs amp_bf16.
+  by name only: ours_pairs_nice0 (ours_pairs with data.worker_nice=0: the workers at the
+  trainer's priority, as open_clip's are), vit_ours_mem, vitl_ours_mem.
 The arms run one after another, `--rounds` times in rotated order; every ratio is taken
 within a round (arms minutes apart see similar machine load) and the median over rounds is
 reported. The matmul peak is measured in the same run."""
@@ -37,7 +39,7 @@ from bench.measure import loss_memory, matmul_peak, run_with_rusage, steady_stat
 TINY_ARMS = ("ours_pairs", "ours_sets", "ours_pairs_mem", "ours_sets_mem", "open_clip")
 VIT_ARMS = ("vit_ours", "vit_open_clip")
 # compute-only rates of the big models (what a loader must keep up with): only when named
-EXTRA_ARMS = ("vit_ours_mem", "vitl_ours_mem")
+EXTRA_ARMS = ("vit_ours_mem", "vitl_ours_mem", "ours_pairs_nice0")
 
 
 def arm_params(name, a, run_dir):
@@ -50,6 +52,8 @@ def arm_params(name, a, run_dir):
          "workers": a.workers, "data_root": a.data, "run_dir": str(run_dir), "decode": a.decode,
          "mode": "memory" if name.endswith("_mem") else "data",
          "parts_reps": 0 if name.endswith("_mem") else a.parts_reps, "device": a.device}
+    if name.endswith("_nice0"):
+        p["worker_nice"] = 0
     warmup, steps = (a.vit_warmup, a.vit_steps) if vit else (a.warmup, a.steps)
     p.update(warmup=warmup, steps=warmup + steps)
     p["pairs_urls"] = f"{a.data}/pairs/pairs-{{000000..{a.pair_shards - 1:06d}}}.tar"
@@ -137,6 +141,7 @@ def summarize(rounds, peaks, a):
     ratios = {
         "ours_pairs / open_clip (target >= 1.25)": ratio(rounds, "ours_pairs", "open_clip"),
         "ours_pairs / compute-only bound (target >= 0.75)": ratio(rounds, "ours_pairs", "ours_pairs_mem"),
+        "ours_pairs_nice0 / open_clip": ratio(rounds, "ours_pairs_nice0", "open_clip"),
         "ours_sets / compute-only bound": ratio(rounds, "ours_sets", "ours_sets_mem"),
         "vit_ours / vit_open_clip (target >= 1.25)": ratio(rounds, "vit_ours", "vit_open_clip"),
         "per-item cost, sets / pairs, real data (target <= 1.05)":

@@ -77,8 +77,8 @@ def parse_header(block: bytes):
         return None
     body = block[:148] + b" " * 8 + block[156:]
     unsigned = sum(body)
-    signed = unsigned - 256 * sum(1 for b in body if b > 127)  # some old writers sign the sum
-    if stored not in (unsigned, signed):
+    # some old writers sign the sum; counted only when needed (a per-byte loop in Python)
+    if stored != unsigned and stored != unsigned - 256 * sum(1 for b in body if b > 127):
         return None
     size = _number(block[124:136])
     if size is None:

@@ -62,9 +62,14 @@ def test_length_sorted_runs_give_the_same_features_and_gradients():
     assert plan is not None and len(plan.sizes) > 1 and sum(plan.sizes) == len(caps)
     cut = text_trim.trim_batches([{"pairs": {"tokens": tokens, "text_lens": lens}}])[0]["pairs"]["tokens"]
     full_f = model.encode_text(tokens)
+    lookups = []
+    hook = runs.token_embedding.register_forward_hook(lambda *args: lookups.append(1))
     with text_trim.chunked(plan):
         run_f = runs.encode_text(cut)
+    hook.remove()
     torch.testing.assert_close(run_f, full_f, rtol=1e-12, atol=1e-12)
+    # one lookup of the token table for all runs: one vocabulary-sized gradient, not one a run
+    assert len(lookups) == 1
     (full_f ** 2 * torch.arange(1.0, 1 + len(caps), dtype=full_f.dtype)[:, None]).sum().backward()
     (run_f ** 2 * torch.arange(1.0, 1 + len(caps), dtype=run_f.dtype)[:, None]).sum().backward()
     for (name, p), q in zip(model.named_parameters(), runs.parameters()):

@@ -64,6 +64,10 @@ class DataConfig:
     resampled: bool = True             # endless sampling with replacement of shards; else epochs
     shuffle_buffer: int = 256
     workers: int = 1
+    # data workers run this much nicer than the trainer (0..19): where the loader shares cores
+    # with the step (a CPU run, a node short of cores) the step, the critical path, goes first,
+    # and the workers take the cycles it leaves; with cores to spare it changes nothing
+    worker_nice: int = 10
     skip_missing_shards: bool = False  # a missing shard is an error unless this is set
     lookahead_sets: int = 32           # set-batcher buffer for packing whole sets exactly
     # an image with more pixels (read from its header) is skipped and counted
@@ -166,6 +170,7 @@ LOWER_BOUNDS = {
     "data.pairs_per_step": (1, True), "data.set_items_per_step": (0, True),
     "data.global_pairs_per_step": (1, True), "data.global_set_items_per_step": (0, True),
     "data.shuffle_buffer": (0, True), "data.workers": (0, True), "data.lookahead_sets": (1, True),
+    "data.worker_nice": (0, True),
     "data.max_image_pixels": (1, True),
     "loss.hn_weight": (0, True), "loss.clip_weight": (0, True),
     "optim.steps": (1, True), "optim.lr": (0, False), "optim.warmup_steps": (0, True),
@@ -177,7 +182,8 @@ LOWER_BOUNDS = {
     "logger.log_every": (1, True),
     "checkpoint.every_steps": (0, True), "checkpoint.keep_last": (1, True),
 }
-UPPER_BOUNDS = {"optim.beta1": 1, "optim.beta2": 1}  # exclusive: Adam's betas are < 1
+UPPER_BOUNDS = {"optim.beta1": 1, "optim.beta2": 1,  # exclusive: Adam's betas are < 1
+                "data.worker_nice": 20}  # nice values end at 19
 
 
 def _unknown_keys(node, node_type, prefix=""):

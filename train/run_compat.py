@@ -14,8 +14,8 @@ from .config import ConfigError
 # data is read
 # (run_name differs here only when run_dir is given explicitly: the directory is the same).
 ALLOWED = ("optim.steps", "optim.max_nonfinite_in_row", "logger.", "eval.", "checkpoint.every_steps",
-           "checkpoint.keep_last", "checkpoint.resume", "data.workers", "model.compile", "run_dir",
-           "run_name")
+           "checkpoint.keep_last", "checkpoint.resume", "data.workers", "data.worker_nice", "model.compile",
+           "run_dir", "run_name")
 
 
 class ResumeConflict(ConfigError):

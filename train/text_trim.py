@@ -50,11 +50,15 @@ def enable(model) -> bool:
 def _encode_cut(self, text, normalize: bool = False):
     # open_clip 3.3's CLIP.encode_text, with the positional embedding and the causal mask
     # cut to the input's length
+    return _encode_embedded(self, self.token_embedding(text), text, normalize)
+
+
+def _encode_embedded(self, x, text, normalize: bool = False):
+    """encode_text from the token embeddings x of `text` on: x and text cut to one length."""
     from open_clip.transformer import text_global_pool
     n = text.shape[1]
     cast_dtype = self.transformer.get_cast_dtype()
-    x = self.token_embedding(text).to(cast_dtype)
-    x = x + self.positional_embedding[:n].to(cast_dtype)
+    x = x.to(cast_dtype) + self.positional_embedding[:n].to(cast_dtype)
     x = self.transformer(x, attn_mask=self.attn_mask[:n, :n])
     x = self.ln_final(x)
     x = text_global_pool(x, text, self.text_pool_type, eos_token_id=getattr(self, "text_eos_id", None))
@@ -90,8 +94,16 @@ def chunked(plan):
 
 def _encode_chunked(self, text, normalize, plan):
     order = plan.order.to(text.device, non_blocking=True)
-    runs = text[order].split(plan.sizes)
-    feats = torch.cat([_encode_cut(self, r[:, :n], normalize) for r, n in zip(runs, plan.lengths)])
+    text = text[order][:, :max(plan.lengths)]
+    # one embedding lookup for all runs: its backward writes the token table's (dense,
+    # vocabulary-sized) gradient once per step, not once per run
+    emb = self.token_embedding(text)
+    feats, start = [], 0
+    for size, n in zip(plan.sizes, plan.lengths):
+        rows = slice(start, start + size)
+        feats.append(_encode_embedded(self, emb[rows, :n], text[rows, :n], normalize))
+        start += size
+    feats = torch.cat(feats)
     # back to the input's row order: row order[i] of the output is feats[i]
     return torch.empty_like(feats).index_copy(0, order, feats)
 

@@ -422,7 +422,8 @@ class Trainer:
         cfg = self.cfg
         spec = spec_from_config(cfg.data, cfg.seed, self.rank, self.world)
         loader = make_loader(spec, jpeg.for_decode(cfg.data.decode, self.preprocess_train), self.tokenizer,
-                             cfg.data.workers, start_step=self.step * cfg.optim.accum_steps)
+                             cfg.data.workers, start_step=self.step * cfg.optim.accum_steps,
+                             worker_nice=cfg.data.worker_nice)
         batches = iter(loader)
         cadence = Cadence.from_config(cfg)
         self._t_last = time.perf_counter()

@@ -11,6 +11,8 @@ storing it, so it is exact in epoch and resampled mode alike; it stays cheap bec
 steps are never preprocessed, tokenized or (for sets) decoded: only the tar bytes are read and
 pair images decoded, since whether an image decodes decides which samples a step holds.
 A resume must keep the data config, seed, world size and data.workers of the original run."""
+import functools
+import os
 import random
 import warnings
 from collections import Counter
@@ -171,12 +173,21 @@ class StepStream(IterableDataset):
             yield step
 
 
-def make_loader(spec: StepSpec, preprocess, tokenizer, workers: int, start_step: int = 0):
+def make_loader(spec: StepSpec, preprocess, tokenizer, workers: int, start_step: int = 0,
+                worker_nice: int = 0):
     ds = StepStream(spec, preprocess, tokenizer, start_step)
-    from ..signals import ignore_in_worker  # a job-wide SIGTERM/USR1 is the trainer's to handle
     return DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=False,
                       prefetch_factor=4 if workers else None, pin_memory=False,
-                      worker_init_fn=ignore_in_worker)
+                      worker_init_fn=functools.partial(start_worker, nice=worker_nice))
+
+
+def start_worker(worker_id, nice: int = 0):
+    """DataLoader worker_init_fn: a job-wide SIGTERM/USR1 is the trainer's to handle, and the
+    worker yields the CPU to the step by `nice` (data.worker_nice)."""
+    from ..signals import ignore_in_worker
+    ignore_in_worker(worker_id)
+    if nice:
+        os.nice(nice)
 
 
 def spec_from_config(data_cfg, seed: int, rank: int, world: int) -> StepSpec:
