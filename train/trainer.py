@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from . import checkpoint as ckpt, distributed as D, lora, models, run_compat, signals, text_trim
+from . import checkpoint as ckpt, distributed as D, lora, models, patch_embed, run_compat, signals, text_trim
 from .accumulate import accumulated_passes, prepare, whole_step_loss
 from .config import batch_summary, to_yaml
 from .data import jpeg
@@ -214,6 +214,7 @@ class Trainer:
                              "exports the full model); LoRA states are small enough for DDP")
         # the text tower runs only as long as the step's longest caption (same result, less work)
         self.trim_text = text_trim.enable(model)
+        patch_embed.enable(model)  # the ViT's patch convolution as one matrix product (same result)
         if self.deepspeed:
             scalars_as_vectors(model)  # before the optimizer takes references to the parameters
         self.optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
