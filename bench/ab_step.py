@@ -3,7 +3,11 @@ sides alike: AdamW per-tensor loop vs fused, and the text tower on full-length t
 to the longest caption vs in length-sorted runs (train/text_trim.py), on LAION-length
 captions (bench/laion_captions.py; --captions short: the old ten-token ones).
 
-    .venv/bin/python bench/ab_step.py [--model hnclip-tiny] [--batch 64] [--reps 6] [--captions short]"""
+    .venv/bin/python bench/ab_step.py [--model hnclip-tiny] [--batch 64] [--reps 6] [--captions short]
+                                      [--precision bf16]
+
+It also times the ViT's patch embedding alone: open_clip's convolution against
+train/patch_embed.py's matrix product, forward + backward."""
 import argparse
 import copy
 import sys
@@ -16,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from train import models, text_trim  # noqa: E402
+from train import models, patch_embed, text_trim  # noqa: E402
 from train.trainer import param_groups  # noqa: E402
 
 CAPTIONS = ["a photo of a box and a kite", "the sheep is small in the image",
@@ -40,6 +44,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--captions", default="laion", choices=("laion", "short"))
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                    help="autocast of the patch-embedding A/B")
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     model, _, _, tok = models.create(a.model)
@@ -75,6 +81,24 @@ def main(argv=None):
     res.update(best_of({"fwd_bwd_text_full": fwd_bwd(model, tokens),
                         "fwd_bwd_text_cut": fwd_bwd(trimmed, cut),
                         "fwd_bwd_text_runs": fwd_bwd(trimmed, cut, plan)}, a.reps))
+    # the patch embedding: open_clip's convolution against train/patch_embed.py's matrix
+    # product, forward + backward of that layer alone, under the --precision autocast
+    conv = model.visual.conv1
+    as_product = copy.deepcopy(conv)
+    holder = torch.nn.Module()
+    holder.visual = torch.nn.Module()
+    holder.visual.conv1 = as_product
+    patch_embed.enable(holder)
+
+    def patches(layer):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+                out = layer(images)
+            out.float().sum().backward()
+            layer.weight.grad = None
+        return run
+    res.update(best_of({"patch_embed_conv": patches(conv), "patch_embed_matmul": patches(as_product)},
+                       a.reps))
     runs = "one run"
     if plan is not None:
         runs = " + ".join(f"{n}x{length}" for n, length in zip(plan.sizes, plan.lengths))
@@ -85,7 +109,8 @@ def main(argv=None):
         print(f"  {k:20s} {v * 1e3:8.1f} ms")
     print(f"  AdamW fused speed-up x{res['adamw_loop'] / res['adamw_fused']:.1f}; "
           f"forward+backward with cut text x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_cut']:.2f}, "
-          f"in runs x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_runs']:.2f}")
+          f"in runs x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_runs']:.2f}; patch embedding as a "
+          f"product x{res['patch_embed_conv'] / res['patch_embed_matmul']:.1f}")
     return res
 
 

@@ -89,10 +89,10 @@ def test_a_non_jpeg_is_decoded_in_the_worker_and_only_cropped_on_the_device(tiny
     png = io.BytesIO()
     _photo(90, 70, 4).save(png, "PNG")
     from train.data.decode import open_for
-    img = open_for(png.getvalue(), defer_jpeg=True)
+    img = open_for(png.getvalue(), route="defer")
     item = prep(img, png.getvalue(), "x.png")
     assert item.data is None and item.pixels.shape == (3, 70, 90) and item.pixels.dtype == torch.uint8
-    cmyk = open_for(_jpeg_bytes(_photo(60, 60, 5).convert("CMYK")), defer_jpeg=True)
+    cmyk = open_for(_jpeg_bytes(_photo(60, 60, 5).convert("CMYK")), route="defer")
     assert prep(cmyk, b"", "cmyk.jpg").data is None  # PIL's colour conversion, on the CPU
     out = DD.DeviceDecoder(pil_t, "cpu").decode([item], {})
     assert out[0].shape == (3, 64, 64)  # hnclip-tiny's image size
@@ -113,7 +113,7 @@ def test_a_refused_jpeg_falls_back_to_the_cpu_and_an_undecodable_one_is_dropped(
     good = [_jpeg_bytes(_photo(80, 80, i)) for i in range(4)]
     damaged = good[2][:len(good[2]) * 2 // 3]  # the header reads, the pixels do not
     datas = [good[0], good[1], damaged, good[3]]
-    items = [prep(open_for(d, defer_jpeg=True), d, f"s{i}") for i, d in enumerate(datas)]
+    items = [prep(open_for(d, route="defer"), d, f"s{i}") for i, d in enumerate(datas)]
     real = DD.decode_jpeg
 
     def refusing(x, **k):  # a GPU decoder that refuses good[1] (and with it any batch holding it)

@@ -113,3 +113,24 @@ def test_tensor_decode_skips_and_counts_the_same_bad_images(tmp_path):
         assert torch.equal(a["pairs"]["tokens"], b["pairs"]["tokens"])
     for a, b in zip(run[3:], resumed):
         assert torch.equal(a["pairs"]["images"], b["pairs"]["images"])
+
+
+def test_tensor_route_decodes_jpegs_to_pils_pixels_and_leaves_the_rest_to_pil():
+    import io
+
+    from train.data.decode import open_for, open_image
+
+    def encoded(img, fmt, **kw):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        return buf.getvalue()
+    colour, grey = encoded(_photo(96, 80), "JPEG", quality=90), encoded(_photo(64, 64).convert("L"), "JPEG")
+    for data in (colour, grey):
+        got = open_for(data, route="tensor")
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.uint8 and got.shape[0] == 3
+        want = torch.from_numpy(np.asarray(open_image(data)).copy()).permute(2, 0, 1)
+        assert torch.equal(got, want)  # the same libjpeg-turbo pixels as PIL's
+    for data in (encoded(_photo(40, 40), "PNG"), encoded(_photo(40, 40).convert("CMYK"), "JPEG")):
+        assert isinstance(open_for(data, route="tensor"), Image.Image)  # PIL's, as in data.decode=pil
+    with pytest.raises(OSError):
+        open_for(colour[:300], route="tensor")  # refused by both decoders: the caller skips and counts it

@@ -55,21 +55,50 @@ def open_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     return to_rgb(img)
 
 
-def open_for(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, defer_jpeg: bool = False) -> Image.Image:
-    """open_image, or with defer_jpeg (data.decode=cuda) the header alone of a JPEG the device
-    decoder takes: its pixels are decoded in the training process, on the GPU."""
-    if defer_jpeg:
+# How a loader's images are opened (jpeg_route of its transform):
+#   pil     PIL decodes every image (data.decode=pil)
+#   tensor  libjpeg-turbo through torchvision.io.decode_jpeg for grey and colour JPEGs, into a
+#           uint8 [3, H, W] tensor with no PIL image in between; PIL for the rest and for any
+#           JPEG that decoder refuses (data.decode=tensor)
+#   defer   the header alone of a grey or colour JPEG: the GPU decodes it (data.decode=cuda)
+JPEG_ROUTES = ("pil", "tensor", "defer")
+
+
+def open_for(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS, route: str = "pil"):
+    """open_image, or by `route` (above) a uint8 tensor or a JPEG's header alone."""
+    if route != "pil":
         from .device_decode import device_decodable
         img = open_header(data, max_pixels)
         if device_decodable(img):
-            return img
+            if route == "defer":
+                return img
+            decoded = _decode_jpeg_cpu(data)
+            if decoded is not None:
+                return decoded
     return open_image(data, max_pixels)
 
 
-def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS, defer_jpeg: bool = False):
-    """-> (PIL image, caption str) or None (counted). Everything that can make a pair be
-    skipped happens here, so a resumed run that replays its stream can call only this (no
-    preprocessing, no tokenization) and still skip exactly the same samples."""
+def _decode_jpeg_cpu(data: bytes):
+    """A grey or colour JPEG -> uint8 [3, H, W] (the same libjpeg-turbo pixels as PIL's), or
+    None when the decoder refuses it (then PIL decides, so a damaged body is still skipped)."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+    try:
+        return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    except RuntimeError:
+        return None
+
+
+def jpeg_route(preprocess) -> str:
+    """The route (above) a loader transform asks for."""
+    return "defer" if takes_bytes(preprocess) else getattr(preprocess, "jpeg_route", "pil")
+
+
+def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS, route: str = "pil"):
+    """-> (image: PIL, uint8 tensor or header by `route`, caption str) or None (counted).
+    Everything that can make a pair be skipped happens here, so a resumed run that replays its
+    stream can call only this (no preprocessing, no tokenization) and still skip exactly the
+    same samples."""
     ext = next((e for e in IMAGE_EXTS if e in sample), None)
     if ext is None or "txt" not in sample:
         counters["incomplete_sample"] += 1
@@ -85,7 +114,7 @@ def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS, defer_jpeg:
         counters["empty_caption"] += 1
         return None
     try:
-        image = open_for(sample[ext], max_pixels, defer_jpeg)
+        image = open_for(sample[ext], max_pixels, route)
     except ImageTooLarge:
         counters["oversized_image"] += 1
         return None
@@ -103,11 +132,11 @@ def takes_bytes(preprocess) -> bool:
 def decode_pair(sample, preprocess, counters, max_pixels: int = MAX_IMAGE_PIXELS):
     """-> (image tensor, caption str) or None (counted); with data.decode=cuda the image is a
     DeferredImage for the training process to decode."""
-    defer = takes_bytes(preprocess)
-    out = check_pair(sample, counters, max_pixels, defer)
+    route = jpeg_route(preprocess)
+    out = check_pair(sample, counters, max_pixels, route)
     if out is None:
         return None
-    if not defer:
+    if route != "defer":
         return preprocess(out[0]), out[1]
     ext = next(e for e in IMAGE_EXTS if e in sample)
     where = f"{sample.get('__url__', '?')}: sample '{sample.get('__key__', '?')}'"
@@ -166,10 +195,11 @@ def decode_set(sample, preprocess, keep=None, max_pixels: int = MAX_IMAGE_PIXELS
     broken set shard means a broken converter, which should be fixed, not trained around."""
     rec, keys, where = parse_set(sample, max_pixels)
     keep = range(len(keys)) if keep is None else keep
-    images, defer = [], takes_bytes(preprocess)
+    images, route = [], jpeg_route(preprocess)
+    defer = route == "defer"
     for i in keep:
         try:
-            img = open_for(sample[keys[i]], max_pixels, defer)
+            img = open_for(sample[keys[i]], max_pixels, route)
             images.append(preprocess(img, sample[keys[i]], f"{where}: image {keys[i]}") if defer
                           else preprocess(img))
         except Exception as e:

@@ -3,13 +3,19 @@ data.decode=cuda runs the same steps on the GPU after decoding there: train/data
 
 open_clip's train transform (RandomResizedCrop, bicubic, to RGB, ToTensor, Normalize) spends
 most of a 224-px sample's time outside the JPEG decoder: PIL's bicubic resize, then ToTensor
-and Normalize, each a pass over float pixels. Decoding stays PIL's (libjpeg-turbo), so which
-samples decode, and so which are skipped and counted, is unchanged, and a resumed run replays
-the same decisions. The same steps on a uint8 CHW tensor (torchvision.transforms.v2: the
-resize in torch's uint8 antialiasing kernel, one fused cast+normalize) cost a fraction.
+and Normalize, each a pass over float pixels. The same steps on a uint8 CHW tensor
+(torchvision.transforms.v2: the resize in torch's uint8 antialiasing kernel, one fused
+cast+normalize) cost a fraction.
 
-The pixels are not bit-identical to PIL's: torch's and PIL's bicubic antialias filters differ
-by about one grey level (tests/test_data_jpeg_tensor.py measures it). The random crop draws
+Grey and colour JPEGs are decoded by the same libjpeg-turbo as PIL's, but through
+torchvision.io.decode_jpeg straight into a uint8 tensor (decode.py's "tensor" route): the same
+pixels, a fifth less time than PIL's decode and array copy. A JPEG that decoder refuses goes
+to PIL, which decides as in data.decode=pil (a damaged body is skipped and counted); other
+formats and CMYK JPEGs are PIL's throughout. The decision is made where the pil mode makes
+it, in the loader's check of each sample, so a resumed run replays the same decisions.
+
+The pixels after the resize are not bit-identical to PIL's: torch's and PIL's bicubic
+antialias filters differ by about one grey level (tests/test_perf_jpeg.py measures it). The random crop draws
 from torch's generator exactly as the PIL transform does, so the loader's per-step seeding
 gives the same crops in both modes and a resumed run the same pixels as the original.
 
@@ -61,13 +67,16 @@ def tensor_steps(preprocess):
 
 
 class TensorPreprocess:
-    """Callable like the model's PIL transform: PIL image in, normalised float tensor out."""
+    """Callable like the model's PIL transform: a PIL image or the loader's uint8 [3, H, W]
+    tensor (a JPEG decoded without PIL: train/data/decode.py's "tensor" route) in, normalised
+    float tensor out."""
+    jpeg_route = "tensor"
 
     def __init__(self, preprocess):
         self.steps = tensor_steps(preprocess)
 
     def __call__(self, img):
-        return self.steps(_to_uint8_chw(img))
+        return self.steps(img if isinstance(img, torch.Tensor) else _to_uint8_chw(img))
 
 
 def for_decode(mode: str, preprocess):

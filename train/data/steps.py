@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from ..text_trim import caption_lengths, text_len_of
 from . import shards as S
-from .decode import MAX_IMAGE_PIXELS, check_pair, decode_pair, decode_set, set_sizes, takes_bytes
+from .decode import MAX_IMAGE_PIXELS, check_pair, decode_pair, decode_set, jpeg_route, set_sizes
 from .samples import raw_samples, shuffled
 from .set_batcher import collate_sets, plan_steps
 
@@ -99,10 +99,10 @@ class StepStream(IterableDataset):
         rng = S.rng_for(sp.seed, 3, sp.rank, worker)
         raw = sample_stream(sp.pairs, sp.seed, 0, sp.rank, sp.world, worker, workers, counters, rng)
         images, captions, n_ok = [], [], 0
-        defer = takes_bytes(self.preprocess)  # the same checks as the run being replayed
+        route = jpeg_route(self.preprocess)  # the same checks as the run being replayed
         for sample in raw:
             if replay > 0:
-                if check_pair(sample, counters, sp.pairs.max_image_pixels, defer) is not None:
+                if check_pair(sample, counters, sp.pairs.max_image_pixels, route) is not None:
                     n_ok += 1
                     if n_ok == sp.pairs_per_step:
                         n_ok, replay = 0, replay - 1
@@ -117,7 +117,7 @@ class StepStream(IterableDataset):
                 tokens = self.tokenizer(captions)
                 # text_len: the longest caption's length, known here so the step reads nothing back
                 # data.decode=cuda: DeferredImages, decoded by the training process (a list)
-                yield {"images": images if defer else torch.stack(images), "tokens": tokens,
+                yield {"images": images if route == "defer" else torch.stack(images), "tokens": tokens,
                        "text_len": text_len_of(tokens),
                        "text_lens": caption_lengths(tokens)}
                 images, captions = [], []
