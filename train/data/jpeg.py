@@ -9,7 +9,7 @@ cast+normalize) cost a fraction.
 
 Grey and colour JPEGs are decoded by the same libjpeg-turbo as PIL's, but through
 torchvision.io.decode_jpeg straight into a uint8 tensor (decode.py's "tensor" route): the same
-pixels, a fifth less time than PIL's decode and array copy. A JPEG that decoder refuses goes
+pixels, without PIL's image object and the array copy after it. A JPEG that decoder refuses goes
 to PIL, which decides as in data.decode=pil (a damaged body is skipped and counted); other
 formats and CMYK JPEGs are PIL's throughout. The decision is made where the pil mode makes
 it, in the loader's check of each sample, so a resumed run replays the same decisions.
