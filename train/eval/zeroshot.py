@@ -1,7 +1,9 @@
 """Zero-shot classification, top-1, strict (a tie with a wrong class is wrong).
 Data (zeroshot_data.py): an image folder ROOT/<class>/*.{jpg,png,...}; CIFAR-10 / CIFAR-100's
 test set as released (ROOT is cifar-10-batches-py or cifar-100-python, or the folder holding
-it: cifar_format.py); VOC 2007's devkit folder, multi-label (voc_format.py); or a webdataset in
+it: cifar_format.py); VOC 2007's devkit folder, multi-label (voc_format.py); Hateful Memes'
+release, img/ + <split>.jsonl (hateful_memes_format.py; `split`, dev_seen by default: ELEVATER's
+500 test images; listed images that are missing are skipped and counted); or a webdataset in
 clip_benchmark's layout: shards of KEY.{jpg,png,webp} + KEY.cls (class index). Class names:
 `classnames` (a file, one a line, in class-index order), or a shipped dataset's names
 (`dataset`, or `classnames` naming one: zeroshot_shipped.py, ImageNet-1k and ELEVATER's sets);
@@ -28,12 +30,13 @@ class ZeroShotEvaluator(Evaluator):
     type_name = "zeroshot"
 
     def __init__(self, root=None, urls=None, classnames=None, templates=None, dataset=None, metric=None,
-                 **common):
+                 split=None, **common):
         """dataset: a shipped dataset (zeroshot_shipped.names()) whose class names and templates
         are used where `classnames` / `templates` are not given; templates default to "openai".
         metric: the figure reported as `metric/<name>` (zeroshot_metrics.METRICS); by default
         ELEVATER's for a shipped dataset (11point_map for VOC 2007, roc_auc for Hateful Memes,
-        mean_per_class for four), else accuracy."""
+        mean_per_class for four), else accuracy.
+        split: which split file of a Hateful Memes release root to read (default dev_seen)."""
         super().__init__(**common)
         if (root is None) == (urls is None):
             raise ValueError("zero-shot: give exactly one of root (image folder) or urls (webdataset)")
@@ -47,13 +50,16 @@ class ZeroShotEvaluator(Evaluator):
         else:
             self.templates = templates_from(templates)
         given = None if classnames else ship_names
-        self.skipped = 0
+        self.skipped, self.missing = 0, None
         if root is not None:
             source = (f"the shipped class names of {self.dataset!r} (give `classnames`, or `dataset: null` "
                       "for the folder's own names)")
-            self.items, self.names = load_root(root, classnames, given, source)
+            self.items, self.names, self.missing = load_root(root, classnames, given, source, split,
+                                                             self.allow_outside_root)
             self.items = self.items[:self.limit]
         else:
+            if split is not None:
+                raise ValueError(f"zero-shot webdataset {urls}: `split` is for a Hateful Memes release root")
             if not classnames and given is None:
                 raise ValueError("zero-shot webdataset: `classnames` (a file) or a shipped `dataset` "
                                  "is required")
@@ -105,7 +111,10 @@ class ZeroShotEvaluator(Evaluator):
                    "mean_per_class": sum(pct(v) for v in per_class.values()) / len(per_class)}
         labels = [c for _, c in self.items]
         metrics[f"metric/{self.metric}"] = self.figure(metrics, torch.stack(scores), labels)
-        return self.result(metrics, {"items": len(hits), "skipped": self.skipped})
+        counts = {"items": len(hits), "skipped": self.skipped}
+        if self.missing is not None:  # a release whose listed images may be absent (Hateful Memes)
+            counts["skipped_missing_image"] = self.missing
+        return self.result(metrics, counts)
 
     def figure(self, metrics, scores, labels):
         """The dataset's own metric from the (N, C) cosines, over ELEVATER's probabilities."""
@@ -121,7 +130,7 @@ class ZeroShotEvaluator(Evaluator):
 
 class ZeroShotSuiteEvaluator(Evaluator):
     """ELEVATER-style zero-shot over a list of classification datasets: `datasets` maps a name
-    to one zero-shot suite's options (root | urls, classnames, templates, dataset, metric); the
+    to one zero-shot suite's options (root | urls, classnames, templates, dataset, metric, split); the
     figures are top-1 per dataset and `avg/top1`, their plain mean (SPEC reports this average over
     ELEVATER's nine datasets), and each dataset's own metric (`<name>/metric/<metric>`,
     zeroshot_metrics.py) with `avg/metric`, their mean (each set by the figure ELEVATER
@@ -137,7 +146,7 @@ class ZeroShotSuiteEvaluator(Evaluator):
                              "templates}")
         self.parts = {}
         for name, opts in datasets.items():
-            unknown = set(opts) - {"root", "urls", "classnames", "templates", "dataset", "metric"}
+            unknown = set(opts) - {"root", "urls", "classnames", "templates", "dataset", "metric", "split"}
             if unknown:
                 raise ValueError(f"zeroshot_suite dataset {name!r}: unknown key(s) {sorted(unknown)}")
             if "dataset" not in opts and canonical(name):

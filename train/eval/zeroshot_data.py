@@ -1,10 +1,12 @@
 """Where zero-shot classification data comes from: class names, prompt templates and the
-image sets (an image folder, CIFAR-10/100's and VOC 2007's releases); zeroshot.py scores them."""
+image sets (an image folder, CIFAR-10/100's, VOC 2007's and Hateful Memes' releases); zeroshot.py
+scores them."""
 from pathlib import Path
 
 from hn_data.tar_io import IMAGE_EXTS
 
 from .cifar_format import read_cifar, release_folder as cifar_release
+from .hateful_memes_format import DEFAULT_SPLIT, read_hateful_memes, release_folder as memes_release
 from .voc_format import read_voc, release_folder as voc_release
 from .zeroshot_shipped import canonical, shipped
 
@@ -113,14 +115,24 @@ def with_names(items, own, classnames, names, where, source):
     return items, names
 
 
-def load_root(root, classnames=None, names=None, source="shipped class names"):
-    """-> ([(image, label)], class names) of `root`: CIFAR-10/100's released pickles
-    (cifar_format.py: in-memory images, class indices), VOC 2007's devkit folder (voc_format.py:
-    image paths, multi-label labels), else an image folder ROOT/<class>/ (class indices)."""
-    cifar, voc = cifar_release(root), voc_release(root)
+def load_root(root, classnames=None, names=None, source="shipped class names", split=None,
+              allow_outside=False):
+    """-> ([(image, label)], class names, images skipped as missing or None) of `root`:
+    CIFAR-10/100's released pickles (cifar_format.py: in-memory images, class indices), VOC 2007's
+    devkit folder (voc_format.py: image paths, multi-label labels), Hateful Memes' release
+    (hateful_memes_format.py: image paths, class indices; `split` picks the jsonl file, dev_seen by
+    default; its paths are held inside `root` unless `allow_outside`), else an image folder
+    ROOT/<class>/ (class indices). `split` is for Hateful Memes only; only it skips images."""
+    cifar, voc, memes = cifar_release(root), voc_release(root), memes_release(root)
+    if split is not None and not memes:
+        raise ValueError(f"zero-shot {root}: `split` picks a Hateful Memes split file (a folder with img/ "
+                         "and <split>.jsonl); this root is not one")
+    if memes:
+        items, own, missing = read_hateful_memes(memes, split or DEFAULT_SPLIT, allow_outside)
+        return (*with_names(items, own, classnames, names, memes, source), missing)
     if cifar:
         images, labels, own = read_cifar(cifar)
-        return with_names(list(zip(images, labels)), own, classnames, names, cifar, source)
+        return (*with_names(list(zip(images, labels)), own, classnames, names, cifar, source), None)
     if voc:
-        return with_names(*read_voc(voc), classnames, names, voc, source)
-    return load_folder(root, classnames, names, source)
+        return (*with_names(*read_voc(voc), classnames, names, voc, source), None)
+    return (*load_folder(root, classnames, names, source), None)
