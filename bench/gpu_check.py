@@ -129,7 +129,7 @@ def device_decode(z, dry):
         for px in [int(p) for p in z["loader_px"].split(",")]:
             datas = _grain_jpegs(px, z["decode_batch"])
             t0 = time.perf_counter()
-            items = [pre(open_for(d, defer_jpeg=True), d) for d in datas]
+            items = [pre(open_for(d, route="defer"), d) for d in datas]
             loader_s = time.perf_counter() - t0
             counts = {}
             dec.decode(items, counts)  # warm-up: nvJPEG's handles, kernels

@@ -169,7 +169,7 @@ def _jpeg(w, h, seed, mode="RGB", **save):
 
 def _deferred(pre, datas):
     from train.data.decode import open_for
-    return [pre(open_for(d, defer_jpeg=True), d, f"image {i}") for i, d in enumerate(datas)]
+    return [pre(open_for(d, route="defer"), d, f"image {i}") for i, d in enumerate(datas)]
 
 
 def test_jpegs_decoded_on_the_device_match_the_cpu_decode():
