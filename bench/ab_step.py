@@ -6,12 +6,15 @@ captions (bench/laion_captions.py; --captions short: the old ten-token ones).
     .venv/bin/python bench/ab_step.py [--model hnclip-tiny] [--batch 64] [--reps 6] [--captions short]
                                       [--precision bf16]
 
-It also times the ViT's patch embedding alone: open_clip's convolution against
-train/patch_embed.py's matrix product, forward + backward."""
+It also times the text runs under the trainer's CPU attention kernel (train/attention.py: the
+math kernel) against torch's own choice, and the ViT's patch embedding alone: open_clip's
+convolution against train/patch_embed.py's matrix product, forward + backward. --precision
+bf16 runs the forward+backward timings under bf16 autocast."""
 import argparse
 import copy
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from train import models, patch_embed, text_trim  # noqa: E402
+from train import attention, models, patch_embed, text_trim  # noqa: E402
 from train.trainer import param_groups  # noqa: E402
 
 CAPTIONS = ["a photo of a box and a kite", "the sheep is small in the image",
@@ -45,7 +48,7 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--captions", default="laion", choices=("laion", "short"))
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
-                    help="autocast of the patch-embedding A/B")
+                    help="autocast of the forward+backward and patch-embedding timings")
     a = ap.parse_args(argv)
     torch.manual_seed(0)
     model, _, _, tok = models.create(a.model)
@@ -71,16 +74,20 @@ def main(argv=None):
     size = model.visual.image_size
     images = torch.randn(a.batch, 3, *(size if isinstance(size, tuple) else (size, size)))
 
-    def fwd_bwd(m, t, runs=None):
+    def fwd_bwd(m, t, runs=None, kernel=nullcontext):
         def run():
-            with text_trim.chunked(runs):
+            with text_trim.chunked(runs), kernel(), \
+                    torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
                 i, x, s = m(image=images, text=t)[:3]
-            F.cross_entropy(s * i @ x.T, torch.arange(a.batch)).backward()
+            F.cross_entropy(s.float() * i.float() @ x.float().T, torch.arange(a.batch)).backward()
             m.zero_grad(set_to_none=True)
         return run
+    # the last: the trainer's CPU attention kernel (train/attention.py) against torch's choice
+    math_kernel = lambda: attention.kernel_for(torch.device("cpu"), bf16=True)  # noqa: E731
     res.update(best_of({"fwd_bwd_text_full": fwd_bwd(model, tokens),
                         "fwd_bwd_text_cut": fwd_bwd(trimmed, cut),
-                        "fwd_bwd_text_runs": fwd_bwd(trimmed, cut, plan)}, a.reps))
+                        "fwd_bwd_text_runs": fwd_bwd(trimmed, cut, plan),
+                        "fwd_bwd_runs_math_attn": fwd_bwd(trimmed, cut, plan, math_kernel)}, a.reps))
     # the patch embedding: open_clip's convolution against train/patch_embed.py's matrix
     # product, forward + backward of that layer alone, under the --precision autocast
     conv = model.visual.conv1
@@ -109,7 +116,8 @@ def main(argv=None):
         print(f"  {k:20s} {v * 1e3:8.1f} ms")
     print(f"  AdamW fused speed-up x{res['adamw_loop'] / res['adamw_fused']:.1f}; "
           f"forward+backward with cut text x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_cut']:.2f}, "
-          f"in runs x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_runs']:.2f}; patch embedding as a "
+          f"in runs x{res['fwd_bwd_text_full'] / res['fwd_bwd_text_runs']:.2f}, math attention on top "
+          f"x{res['fwd_bwd_text_runs'] / res['fwd_bwd_runs_math_attn']:.2f}; patch embedding as a "
           f"product x{res['patch_embed_conv'] / res['patch_embed_matmul']:.1f}")
     return res
 

@@ -64,7 +64,7 @@ def step_parts(trainer, batches, reps):
     Pairs and set items get separate forwards here so each has its own time."""
     from train.step import forward_losses
     model, opt, cfg, dev = trainer.raw_model, trainer.optimizer, trainer.cfg, trainer.device
-    amp = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.model.precision == "bf16")
+    amp = trainer._forward_context  # the trainer's autocast and attention kernel
     parts = defaultdict(list)
     if getattr(trainer, "trim_text", False):
         batches = [text_trim.trim_batches([b])[0] for b in batches]

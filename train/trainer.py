@@ -5,6 +5,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,17 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from . import checkpoint as ckpt, distributed as D, lora, models, patch_embed, run_compat, signals, text_trim
+from . import (
+    attention,
+    checkpoint as ckpt,
+    distributed as D,
+    lora,
+    models,
+    patch_embed,
+    run_compat,
+    signals,
+    text_trim,
+)
 from .accumulate import accumulated_passes, prepare, whole_step_loss
 from .config import batch_summary, to_yaml
 from .data import jpeg
@@ -528,8 +539,13 @@ class Trainer:
                                f"which DDP's all-reduce should make impossible")
         return {k: v / self.world for k, v in zip(names, summed[1:])}, summed[0] > 0
 
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+    @contextmanager
+    def _forward_context(self):
+        """Every training forward's numerics: bf16 autocast when asked, the attention kernel
+        for the device and precision (train/attention.py)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16), \
+                attention.kernel_for(self.device, self.bf16):
+            yield
 
     def _forward(self, fn):
         """Run a forward; a FloatingPointError (a loss that checks itself) becomes a missing
@@ -554,7 +570,7 @@ class Trainer:
                 # torch.compile, whose graph would be specialised to every plan
                 trim = self.trim_text and not self.cfg.model.compile
                 plan = text_trim.plan_for(batches[0]) if trim else None
-                with self._autocast(), text_trim.chunked(plan):
+                with self._forward_context(), text_trim.chunked(plan):
                     loss, logs = self._forward(
                         lambda: forward_losses(self.model, batches[0], self.cfg.loss, self.device))
                 flags = self._agree(batches, self._loss_finite(loss))
@@ -563,14 +579,14 @@ class Trainer:
                 self.acc.backward(loss)
             else:
                 no_sync = None if self.deepspeed else self.acc.no_sync
-                prepared = prepare(self.model, batches, self.device, self._autocast)
+                prepared = prepare(self.model, batches, self.device, self._forward_context)
                 loss, logs = self._forward(
-                    lambda: whole_step_loss(prepared, self.cfg.loss, self.device, self._autocast))
+                    lambda: whole_step_loss(prepared, self.cfg.loss, self.device, self._forward_context))
                 flags = self._agree(batches, self._loss_finite(loss))
                 if not flags.take:
                     return flags, {}, None
                 for _, loss, pass_logs in accumulated_passes(self.model, batches, self.cfg.loss, self.device,
-                                                             self._autocast, no_sync, prepared):
+                                                             self._forward_context, no_sync, prepared):
                     logs = pass_logs
                     self.acc.backward(loss)
         if self.deepspeed:  # the engine clips and steps inside backward(): no norm of ours
