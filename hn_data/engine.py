@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .cli import ConfigError, command, setting
 from .concepts import SUBSETS, build
+from .run_summary import write_summary
 from .set_format import TarWriter, write_set
 from .spec_layout import write_spec
 from .tar_io import local_samples
@@ -257,11 +258,7 @@ class EngineCommand(EngineKeys):
 def generate(keys: EngineCommand) -> dict:
     summary = run(engine_config(keys), keys.out, keys.train_per_subset, keys.heldout_per_subset,
                   keys.train_shards, keys.heldout_shards, keys.workers)
-    out = Path(keys.out)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / ".complete").write_text("ok\n")
-    print(json.dumps(summary))
-    return summary
+    return write_summary(keys.out, summary, mark_complete=True)
 
 
 main = command(EngineCommand, generate, prog="hnclip-engine", doc=__doc__,

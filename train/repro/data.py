@@ -21,6 +21,7 @@ import numpy as np
 from hn_data.cli import REQUIRED, ConfigError, command, setting
 from hn_data.concepts import SUBSETS, build
 from hn_data.objects import CLASSES
+from hn_data.run_summary import write_summary
 from hn_data.scenes import inside, names_caption, object_scene
 from hn_data.set_format import TarWriter, write_pair, write_set, write_stats
 from hn_data.spec_layout import write_spec
@@ -136,10 +137,7 @@ def run(args: DataCommand):
                "rejected_sets": rej + rej_h, "size": args.size,
                "shards": {"pretrain": args.pretrain_shards, "finetune": args.finetune_shards,
                           "sets": args.set_shards}}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / ".complete").write_text("ok\n")
-    print(json.dumps(summary))
-    return summary
+    return write_summary(out, summary, mark_complete=True)
 
 
 main = command(DataCommand, run, prog="hnclip-repro-data", doc=__doc__, run_dir="${out}", check=check)
