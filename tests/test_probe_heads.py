@@ -32,7 +32,14 @@ def _splits(n_per, y_fn, gen, txt=None):
             for i, s in enumerate(("train", "val", "test"))}
 
 
-SET = Settings(lrs=[3e-2], max_epochs=15, patience=5, batch_size=64, seed=0)
+def _settings(**kw):
+    """conf/probe.yaml's search settings, with the test's own changes."""
+    base = dict(lrs=[3e-2], max_epochs=30, patience=5, batch_size=128, weight_decay=0.01, warmup=0.1,
+                w_giou=2.0, w_l1=5.0, seed=0)
+    return Settings(**{**base, **kw})
+
+
+SET = _settings(max_epochs=15, patience=5, batch_size=64, seed=0)
 
 
 def test_linear_probe_reads_features_that_encode_the_answer():
@@ -67,5 +74,5 @@ def test_linear_probe_matches_image_cell_to_statement_cell():
     texts = torch.eye(9)
     data = _splits(600, lambda r: match[r].float(), g, txt=claimed)
     res = search(_frozen(x, d_txt=9, texts=texts), data, "binary",
-                 Settings(lrs=[3e-2], max_epochs=30, patience=8, batch_size=64))
+                 _settings(max_epochs=30, patience=8, batch_size=64))
     assert res.test >= 0.95, res

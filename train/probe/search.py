@@ -29,15 +29,17 @@ class SplitData:
 
 @dataclass
 class Settings:
+    """One search's settings. No defaults here: they are conf/probe.yaml's (search.*,
+    box_loss.*, seed), and run.py passes every one."""
     lrs: List[float]
-    max_epochs: int = 30
-    patience: int = 5
-    batch_size: int = 128
-    weight_decay: float = 0.01
-    warmup: float = 0.1
-    w_giou: float = 2.0
-    w_l1: float = 5.0
-    seed: int = 0
+    max_epochs: int
+    patience: int
+    batch_size: int
+    weight_decay: float
+    warmup: float
+    w_giou: float
+    w_l1: float
+    seed: int
 
 
 @dataclass
