@@ -8,6 +8,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
+from assert_lib import assert_misspelled_key_exits_2
 from conftest import ROOT, compose
 from train.config import Config, ConfigError, apply_global_batch, batch_summary, validate
 
@@ -48,12 +49,8 @@ def test_plus_typo_exits_2_from_the_command_line(tmp_path):
     (["data.pairs.0.wieght=2"], "data.pairs.0.wieght", "data.pairs.weight"),
 ])
 def test_a_misspelled_key_exits_2_naming_the_nearest_before_hydra(tmp_path, argv, named, nearest):
-    r = subprocess.run([sys.executable, "train/main.py", *argv, f"run_dir={tmp_path}/run"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert f"hnclip: unknown config key '{named}'" in r.stderr
-    assert nearest in r.stderr.split("nearest valid keys:")[1]
-    assert not (tmp_path / "run").exists()
+    assert_misspelled_key_exits_2(["train/main.py", *argv, f"run_dir={tmp_path}/run"], "hnclip",
+                                  named, nearest, tmp_path / "run")
 
 
 def test_the_command_line_key_check_passes_every_kind_of_valid_key():

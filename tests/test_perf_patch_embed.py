@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from assert_lib import assert_same_gradients
 from train import models, patch_embed
 
 
@@ -19,9 +20,7 @@ def test_the_model_gives_the_same_features_and_gradients():
     torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
     (a ** 2).sum().backward()
     (b ** 2).sum().backward()
-    for (name, p), q in zip(model.named_parameters(), patched.parameters()):
-        if p.grad is not None:
-            torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12, msg=name)
+    assert_same_gradients(model, patched)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (70, 67)])

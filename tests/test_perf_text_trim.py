@@ -4,6 +4,7 @@ import copy
 
 import torch
 
+from assert_lib import assert_same_gradients
 from train import models, text_trim
 
 
@@ -24,9 +25,7 @@ def test_trimmed_text_has_the_same_features_and_gradients():
     torch.testing.assert_close(cut_f, full_f, rtol=1e-12, atol=1e-12)
     (full_f ** 2).sum().backward()
     (cut_f ** 2).sum().backward()
-    for (name, p), q in zip(model.named_parameters(), trimmed.parameters()):
-        if p.grad is not None:
-            torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12, msg=name)
+    assert_same_gradients(model, trimmed)
     # full-length input still works after enable (evaluation passes untrimmed tokens)
     torch.testing.assert_close(trimmed.encode_text(tokens), full_f, rtol=1e-12, atol=1e-12)
 
@@ -72,9 +71,7 @@ def test_length_sorted_runs_give_the_same_features_and_gradients():
     assert len(lookups) == 1
     (full_f ** 2 * torch.arange(1.0, 1 + len(caps), dtype=full_f.dtype)[:, None]).sum().backward()
     (run_f ** 2 * torch.arange(1.0, 1 + len(caps), dtype=run_f.dtype)[:, None]).sum().backward()
-    for (name, p), q in zip(model.named_parameters(), runs.parameters()):
-        if p.grad is not None:
-            torch.testing.assert_close(q.grad, p.grad, rtol=1e-10, atol=1e-12, msg=name)
+    assert_same_gradients(model, runs)
     # a batch of another size than the plan's is encoded as before
     with text_trim.chunked(plan):
         torch.testing.assert_close(runs.encode_text(tokens[:3]), full_f[:3], rtol=1e-12, atol=1e-12)

@@ -6,6 +6,7 @@ import open_clip
 import pytest
 import torch
 
+from assert_lib import assert_misspelled_key_exits_2
 from train.probe import features as FT
 from train.probe.tasks import vsr
 
@@ -96,16 +97,8 @@ def test_probe_command_end_to_end(micro, tmp_path):
     (["-m", "seeed=1,2"], "seeed", "seed"),
 ])
 def test_probe_misspelled_key_exits_2_naming_the_nearest(tmp_path, argv, named, nearest):
-    import subprocess
-    import sys
-    from pathlib import Path
-    root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-m", "train.probe.main", *argv, f"out_dir={tmp_path}/run"],
-                       cwd=root, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert f"hnclip-probe: unknown config key '{named}'" in r.stderr
-    assert nearest in r.stderr.split("nearest valid keys:")[1]
-    assert not (tmp_path / "run").exists()
+    assert_misspelled_key_exits_2(["-m", "train.probe.main", *argv, f"out_dir={tmp_path}/run"],
+                                  "hnclip-probe", named, nearest, tmp_path / "run")
 
 
 def test_probe_key_check_passes_the_config_keys():

@@ -55,12 +55,13 @@ def open_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     return to_rgb(img)
 
 
-# How a loader's images are opened (jpeg_route of its transform):
-#   pil     PIL decodes every image (data.decode=pil)
+# How a loader's images are opened, named by its transform's `jpeg_route` attribute:
+#   pil     PIL decodes every image (data.decode=pil; the model's own transform, no attribute)
 #   tensor  libjpeg-turbo through torchvision.io.decode_jpeg for grey and colour JPEGs, into a
 #           uint8 [3, H, W] tensor with no PIL image in between; PIL for the rest and for any
 #           JPEG that decoder refuses (data.decode=tensor)
-#   defer   the header alone of a grey or colour JPEG: the GPU decodes it (data.decode=cuda)
+#   defer   the header alone of a grey or colour JPEG: the GPU decodes it (data.decode=cuda);
+#           the transform then takes the header, the bytes and where they came from
 JPEG_ROUTES = ("pil", "tensor", "defer")
 
 
@@ -91,7 +92,10 @@ def _decode_jpeg_cpu(data: bytes):
 
 def jpeg_route(preprocess) -> str:
     """The route (above) a loader transform asks for."""
-    return "defer" if takes_bytes(preprocess) else getattr(preprocess, "jpeg_route", "pil")
+    route = getattr(preprocess, "jpeg_route", "pil")
+    if route not in JPEG_ROUTES:
+        raise ValueError(f"unknown jpeg_route {route!r} of {preprocess!r}; one of {JPEG_ROUTES}")
+    return route
 
 
 def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS, route: str = "pil"):
@@ -122,11 +126,6 @@ def check_pair(sample, counters, max_pixels: int = MAX_IMAGE_PIXELS, route: str 
         counters["undecodable_image"] += 1
         return None
     return image, caption
-
-
-def takes_bytes(preprocess) -> bool:
-    """The transform of data.decode=cuda: a header and the bytes in (device_decode.py)."""
-    return getattr(preprocess, "takes_bytes", False)
 
 
 def decode_pair(sample, preprocess, counters, max_pixels: int = MAX_IMAGE_PIXELS):

@@ -63,7 +63,7 @@ def split_steps(preprocess):
 class DeferredPreprocess:
     """The loader's per-image transform in data.decode=cuda: a header (or, for an image the
     device cannot decode, the decoded RGB image) and the bytes in, a DeferredImage out."""
-    takes_bytes = True
+    jpeg_route = "defer"  # train/data/decode.py: headers and bytes in
 
     def __init__(self, preprocess):
         self.crop, _ = split_steps(preprocess)

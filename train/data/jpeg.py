@@ -15,9 +15,10 @@ formats and CMYK JPEGs are PIL's throughout. The decision is made where the pil 
 it, in the loader's check of each sample, so a resumed run replays the same decisions.
 
 The pixels after the resize are not bit-identical to PIL's: torch's and PIL's bicubic
-antialias filters differ by about one grey level (tests/test_perf_jpeg.py measures it). The random crop draws
-from torch's generator exactly as the PIL transform does, so the loader's per-step seeding
-gives the same crops in both modes and a resumed run the same pixels as the original.
+antialias filters differ by about one grey level (tests/test_perf_jpeg.py measures it). The
+random crop draws from torch's generator exactly as the PIL transform does, so the loader's
+per-step seeding gives the same crops in both modes and a resumed run the same pixels as the
+original.
 
 Reduced-size decoding (libjpeg's DCT scaling, PIL's `draft`) is not used: it can only halve,
 quarter or eighth the source, so for a 224-px crop it saves work from 448-px sources up, and
